@@ -1,0 +1,36 @@
+# Set-up contract: `make demo`, `make test` and `make bench` create/refresh .venv/ and do all set-up.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# glibc allocator settings that keep large activations in the heap (see README: page faults)
+export MALLOC_MMAP_THRESHOLD_ := 17179869184
+export MALLOC_TRIM_THRESHOLD_ := 17179869184
+export MALLOC_TOP_PAD_ := 1073741824
+
+.PHONY: venv demo test bench bench-quality clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps musicnn==0.1.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python -m tagbox_pipeline.bench all
+
+bench-quality: $(STAMP)
+	$(BIN)/python -m tagbox_pipeline.bench quality
+
+clean:
+	rm -rf $(VENV) build *.egg-info

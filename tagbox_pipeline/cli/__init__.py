@@ -1,0 +1,43 @@
+"""The `tagbox` command line: each subcommand lives in its own module with a ``register(subparsers)``.
+
+User errors (:class:`~tagbox_pipeline.errors.UserError`) print one line naming the file and the
+cause, and exit with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import UserError
+
+#: Subcommand modules, in help order. Each defines ``register(subparsers)`` which adds its parser(s)
+#: and sets ``func`` (called with the parsed args, returns the exit code).
+COMMAND_MODULES = ["tag", "separate", "models", "watch", "sweep", "serve"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="tagbox", description="Stem extraction steered by music taggers.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tagbox` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"tagbox: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tagbox: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

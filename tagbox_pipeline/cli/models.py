@@ -1,0 +1,5 @@
+"""`tagbox models` (being written)."""
+
+
+def register(subparsers) -> None:
+    """Placeholder until the owning issue's module lands."""

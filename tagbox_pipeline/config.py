@@ -1,0 +1,128 @@
+"""All settings in one pydantic model, read from TOML and overridable by CLI flags.
+
+Every section forbids unknown keys, so a typo is an error that names the key. The settings hash
+(:meth:`Settings.digest`) is part of every cache key (Prefect tasks, the sweep's up-to-date check).
+Sections are owned by the module they configure; add fields there, with units in the description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base for every settings section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ChunkSettings(Section):
+    """How a track is cut into context windows (see :mod:`tagbox_pipeline.chunking`)."""
+
+    window_seconds: float = Field(
+        1048576 / 44100, gt=0, description="window length in s (default: Jukebox context, 2**20 samples at 44.1 kHz)"
+    )
+    overlap_seconds: float = Field(2.0, ge=0, description="crossfade length between windows in s")
+
+
+class NMFSettings(Section):
+    """The default CPU prior: KL-NMF components shared out between sources by tagger-steered gates."""
+
+    components: int = Field(32, ge=2, le=512, description="number of NMF components K")
+    n_fft: int = Field(2048, ge=256, description="STFT size in samples at the input rate")
+    hop: int = Field(512, ge=64, description="STFT hop in samples at the input rate")
+    nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations for the KL-NMF fit")
+    temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
+    learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
+
+
+class JukeboxSettings(Section):
+    """The GPU prior: Jukebox 5b VQ-VAE latents. Its weights are for non-commercial use only."""
+
+    weights: Path | None = Field(None, description="path to vqvae.pth.tar (else $TAGBOX_JUKEBOX_WEIGHTS, else cache)")
+    levels: list[int] = Field([0], description="VQ-VAE level(s) steered: 0 (hop 8), 1 (hop 32), 2 (hop 128)")
+    learning_rate: float = Field(10.0, gt=0, description="Adam learning rate on the latents")
+    fft_sizes: list[int] = Field([2048, 1024, 512], description="FFT sizes of the ratio masks, in samples")
+    autocast: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA")
+    reference_faithful: bool = Field(False, description="reproduce the seed code's choices (not its codebook bug)")
+
+
+class PluginSpec(Section):
+    """One pedalboard plugin: its class name and keyword parameters."""
+
+    plugin: str = Field(description="pedalboard class name, e.g. 'Compressor'")
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class WatchSettings(Section):
+    """Watch-folder behaviour."""
+
+    stable_seconds: float = Field(2.0, ge=0, description="size and mtime must hold still this long, in s")
+    poll_seconds: float = Field(0.5, gt=0, description="how often pending files are re-checked, in s")
+
+
+class Settings(Section):
+    """Everything that changes what the pipeline produces (plus a few run-time knobs)."""
+
+    prior: Literal["nmf", "jukebox"] = "nmf"
+    taggers: list[str] = Field(default_factory=lambda: ["MTT_musicnn"], description="tagger names (see `tagbox taggers`)")
+    steps: int = Field(40, ge=0, description="optimiser steps per chunk")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    format: Literal["wav", "flac"] = "wav"
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    nmf: NMFSettings = Field(default_factory=NMFSettings)
+    jukebox: JukeboxSettings = Field(default_factory=JukeboxSettings)
+    post: dict[str, list[PluginSpec]] = Field(default_factory=dict, description="per-source pedalboard chains")
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+
+    def digest(self) -> str:
+        """sha256 (hex) of the settings that change the stems; run-time knobs (device, watch) excluded."""
+        payload = self.model_dump(mode="json", exclude={"device", "watch"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    return f"setting '{key}': {first['msg']}"
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read settings from a TOML file (optional) and apply flat or dotted CLI overrides.
+
+    Args:
+        path: TOML file; its top-level keys are :class:`Settings` fields, sections are tables.
+        overrides: values from CLI flags, e.g. ``{"steps": 2, "nmf.components": 16}``; None values are ignored.
+
+    Raises:
+        ConfigError: naming the file and the bad key, for unreadable TOML or invalid settings.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("config file not found", path) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid TOML ({exc})", path) from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), path) from None

@@ -1,0 +1,55 @@
+"""The prior interface: what the steering loop moves, and how it turns into stems.
+
+A prior is built once per chunk from the mixture. It owns the parameters being optimised (NMF
+gates, Jukebox latents) and renders one estimate per requested source. Model weights inside a
+prior never change. Implementations: :mod:`.nmf` (CPU default), :mod:`.jukebox` (GPU).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+import torch
+
+#: Scores a batch of mono estimates ``[B, samples]`` at the chunk's rate and returns, per estimate,
+#: the log-probability of each requested source ``[B, n_sources]`` (no gradient needed for warm starts).
+SourceScorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Prior(ABC):
+    """A restrictive model of the stems of one chunk."""
+
+    name: str
+
+    @abstractmethod
+    def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int) -> Any:
+        """Build the per-chunk state from the mixture.
+
+        Args:
+            mix: ``[channels, samples]`` float32 at ``sample_rate`` Hz (the chunk, all channels).
+            sample_rate: in Hz, the input's own rate.
+            n_sources: number of requested sources S (a residual/"rest" share is implicit).
+        """
+
+    def warm_start(self, state: Any, score: SourceScorer) -> None:
+        """Optionally initialise the parameters from tagger scores before steering (default: nothing)."""
+
+    @abstractmethod
+    def parameters(self, state: Any) -> list[torch.Tensor]:
+        """Leaf tensors the optimiser moves (``requires_grad=True``)."""
+
+    @abstractmethod
+    def estimates(self, state: Any) -> torch.Tensor:
+        """Differentiable mono estimates ``[S, samples]`` at the chunk's rate, fed to the taggers."""
+
+    @abstractmethod
+    def stems(self, state: Any) -> torch.Tensor:
+        """Final stems ``[S, channels, samples]``: masks applied to every channel of the mixture (no grad).
+
+        Their sum must not exceed the mixture's energy share: the rest is the residual.
+        """
+
+    def weights_sha256(self) -> dict[str, str]:
+        """sha256 of every weights file the prior loaded (empty for weight-free priors)."""
+        return {}
