@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
@@ -31,6 +31,9 @@ class ChunkSettings(Section):
         1048576 / 44100, gt=0, description="window length in s (default: Jukebox context, 2**20 samples at 44.1 kHz)"
     )
     overlap_seconds: float = Field(2.0, ge=0, description="crossfade length between windows in s")
+    margin_seconds: float = Field(
+        1.0, ge=0, description="context read beyond each side of a window's kept region and discarded, in s"
+    )
 
 
 class NMFSettings(Section):
@@ -60,6 +63,14 @@ class PluginSpec(Section):
 
     plugin: str = Field(description="pedalboard class name, e.g. 'Compressor'")
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_plugin(self) -> PluginSpec:
+        """An unknown plugin or parameter is an error naming it (checked by instantiating it)."""
+        from .pipeline.post import make_plugin
+
+        make_plugin(self.plugin, self.params)
+        return self
 
 
 class WatchSettings(Section):

@@ -1,5 +1,41 @@
-"""`tagbox sweep` (being written)."""
+"""`tagbox sweep ARCHIVE --out OUT --sources ...`: separate an archive read-only, skipping up-to-date files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+from ..pipeline.options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
+                                settings_from_args)
 
 
-def register(subparsers) -> None:
-    """Placeholder until the owning issue's module lands."""
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sweep`` subcommand."""
+    parser = subparsers.add_parser(
+        "sweep", help="separate every audio file of an archive (read-only, mirrored under OUT)",
+        description="Walks ARCHIVE recursively without modifying it, mirrors its folders under OUT, skips "
+                    "files whose stems are up to date (same input sha256 and settings) and writes "
+                    "OUT/sweep-report.json. Exit code 1 when some file failed.")
+    parser.add_argument("archive", type=Path, help="archive folder (only read)")
+    add_run_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``sweep-archive`` flow and print its counts."""
+    if not args.archive.is_dir():
+        raise UserError("archive folder not found", args.archive)
+    settings = settings_from_args(args)
+    sources = checked_sources(args.sources)
+    checked_models(settings)
+    checked_out_dir(args.out)
+    from flows.sweep_archive import sweep_archive
+
+    report = sweep_archive(str(args.archive), str(args.out), sources, str(args.config) if args.config else None,
+                           overrides_from_args(args), args.dask, args.dask_workers)
+    print(f"sweep: {len(report['processed'])} processed, {len(report['skipped'])} skipped, "
+          f"{len(report['failed'])} failed; report in {args.out / 'sweep-report.json'}")
+    for failure in report["failed"]:
+        print(f"  failed: {failure['path']}: {failure['cause']}")
+    return 1 if report["failed"] else 0

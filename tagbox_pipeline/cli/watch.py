@@ -1,5 +1,36 @@
-"""`tagbox watch` (being written)."""
+"""`tagbox watch INBOX --out OUT --sources ...`: separate every file dropped into a folder, once."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..pipeline.options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
+                                settings_from_args)
 
 
-def register(subparsers) -> None:
-    """Placeholder until the owning issue's module lands."""
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``watch`` subcommand."""
+    parser = subparsers.add_parser(
+        "watch", help="watch an inbox folder and separate each new file (Prefect flow)",
+        description="Files are taken once their size and mtime hold still (settings.watch.stable_seconds) "
+                    "and they decode; inputs then move to INBOX/processed/, failures to INBOX/failed/ "
+                    "with <name>.error.txt. A content-hash ledger under OUT processes each content once.")
+    parser.add_argument("inbox", type=Path, help="folder to watch")
+    add_run_options(parser)
+    parser.add_argument("--once", action="store_true", help="drain the inbox, then exit (0 when all handled)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate settings and sources, then run the ``watch-inbox`` flow (until Ctrl-C, or drained)."""
+    settings = settings_from_args(args)  # a bad config fails here, before anything is watched
+    sources = checked_sources(args.sources)
+    checked_models(settings)
+    checked_out_dir(args.out)
+    from flows.watch_inbox import watch_inbox
+
+    counts = watch_inbox(str(args.inbox), str(args.out), sources, str(args.config) if args.config else None,
+                         overrides_from_args(args), args.once, args.dask, args.dask_workers)
+    print("watch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"))
+    return 0

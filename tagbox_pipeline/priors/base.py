@@ -23,13 +23,14 @@ class Prior(ABC):
     name: str
 
     @abstractmethod
-    def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int) -> Any:
+    def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int, seed: int = 0) -> Any:
         """Build the per-chunk state from the mixture.
 
         Args:
             mix: ``[channels, samples]`` float32 at ``sample_rate`` Hz (the chunk, all channels).
             sample_rate: in Hz, the input's own rate.
             n_sources: number of requested sources S (a residual/"rest" share is implicit).
+            seed: seeds every random choice of the prior, so the same seed gives the same stems.
         """
 
     def warm_start(self, state: Any, score: SourceScorer) -> None:

@@ -1,0 +1,25 @@
+"""The ``sweep-archive`` flow: separate every file of an archive not yet up to date (read-only)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.separate_track import separate_track
+from tagbox_pipeline.config import load_settings
+from tagbox_pipeline.pipeline.options import log_to_stderr
+from tagbox_pipeline.pipeline.service import run_sweep
+
+
+@flow(name="sweep-archive")
+def sweep_archive(archive: str, out: str, sources: list[str], config: str | None = None,
+                  overrides: dict[str, Any] | None = None, dask: str | None = None,
+                  dask_workers: int = 2) -> dict[str, Any]:
+    """Sweep ``archive`` into ``out``; returns the report (also in ``OUT/sweep-report.json``)."""
+    log_to_stderr()
+    settings = load_settings(Path(config) if config else None, overrides)
+    report = run_sweep(Path(archive), Path(out), sources, settings, separate_track, dask, dask_workers)
+    return asdict(report)

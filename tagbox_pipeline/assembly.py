@@ -1,0 +1,57 @@
+"""Streaming overlap-add: chunk results in, finished track regions out as soon as they are complete.
+
+Only the crossfade tail of the previous chunk is held between calls, so memory is flat in track
+length (about one chunk's result plus one overlap). Weights come from :meth:`Chunk.weights` and sum
+to one, so regions are final when emitted; nothing is normalised afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .chunking import Chunk
+
+#: receives ``(start, block)``: the finished samples ``[start, start + block.shape[-1])`` of the track
+Sink = Callable[[int, np.ndarray], None]
+
+
+class OverlapAdd:
+    """Accumulates per-chunk results (any leading shape, samples last) for the chunks of one plan.
+
+    Args:
+        chunks: the plan, in order; results must be added in this order.
+        sink: called with each finished region, in track order, covering the track exactly once.
+    """
+
+    def __init__(self, chunks: Sequence[Chunk], sink: Sink) -> None:
+        self._chunks = chunks
+        self._sink = sink
+        self._next = 0
+        self._tail: np.ndarray | None = None
+
+    def add(self, result: np.ndarray) -> None:
+        """Add the result of the next chunk, computed over its read region (samples on the last axis).
+
+        Raises:
+            ValueError: when the result's length is not the chunk's read length, or all chunks were added.
+        """
+        if self._next >= len(self._chunks):
+            raise ValueError(f"all {len(self._chunks)} chunks were already added")
+        chunk = self._chunks[self._next]
+        if result.shape[-1] != chunk.read_stop - chunk.read_start:
+            raise ValueError(f"chunk {chunk.index}: result has {result.shape[-1]} samples, "
+                             f"expected {chunk.read_stop - chunk.read_start}")
+        block = chunk.core(result) * chunk.weights()
+        if self._tail is not None:
+            block[..., : self._tail.shape[-1]] += self._tail
+        done = block.shape[-1] - chunk.fade_out
+        self._tail = block[..., done:] if chunk.fade_out else None
+        self._next += 1
+        self._sink(chunk.start, block[..., :done])
+
+    @property
+    def finished(self) -> bool:
+        """True once every chunk was added (and so every sample was emitted)."""
+        return self._next == len(self._chunks)

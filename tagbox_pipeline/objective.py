@@ -1,0 +1,65 @@
+"""What the taggers say about candidate estimates: per-source probabilities and the steering loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UserError
+from .taggers.base import Tagger
+from .taggers.vocabulary import Source, resolve_source, tag_indices
+
+
+@dataclass
+class SourceTags:
+    """For each requested source, the output indices it reads in each tagger (empty = tagger skipped)."""
+
+    sources: list[Source]
+    indices: list[list[list[int]]]  # [source][tagger] -> tag indices
+
+    @classmethod
+    def build(cls, names: list[str], taggers: list[Tagger]) -> "SourceTags":
+        """Resolve source names against the taggers' vocabularies.
+
+        Raises:
+            UserError: when no chosen tagger has a tag for a requested source.
+        """
+        sources = [resolve_source(name) for name in names]
+        indices = [[tag_indices(src, t.tags, t.dataset) for t in taggers] for src in sources]
+        for src, per_tagger in zip(sources, indices):
+            if not any(per_tagger):
+                have = ", ".join(f"{t.name} ({t.dataset})" for t in taggers)
+                raise UserError(f"no chosen tagger has a tag for source '{src.name}' (taggers: {have}); "
+                                "add a tagger whose vocabulary describes it with --taggers")
+        return cls(sources, indices)
+
+    def tag_names(self, taggers: list[Tagger]) -> dict[str, list[str]]:
+        """The tags used per source, as ``tagger:tag`` strings."""
+        return {src.name: [f"{t.name}:{t.tags[i]}" for t, idx in zip(taggers, per) for i in idx]
+                for src, per in zip(self.sources, self.indices)}
+
+
+def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger],
+                         source_tags: SourceTags) -> torch.Tensor:
+    """p(source | audio) for a batch ``[B, samples]`` -> ``[B, S]``.
+
+    Per tagger: the mean over analysis windows of the mean probability of the source's tags; then
+    the mean over the taggers that have tags for the source.
+    """
+    taggrams = [t.taggram(audio, sample_rate).mean(dim=1) for t in taggers]  # each [B, n_tags]
+    columns = []
+    for per_tagger in source_tags.indices:
+        parts = [tg[:, idx].mean(dim=1) for tg, idx in zip(taggrams, per_tagger) if idx]
+        columns.append(torch.stack(parts, dim=0).mean(dim=0))
+    return torch.stack(columns, dim=1)
+
+
+def two_sided_loss(p_estimate: torch.Tensor, p_complement: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """−log p(own tags | estimate) − log(1 − p(own tags | mixture − estimate)), summed over sources.
+
+    Args:
+        p_estimate: ``[S]`` probability of source s on its own estimate.
+        p_complement: ``[S]`` probability of source s on everything else.
+    """
+    return -(torch.log(p_estimate.clamp_min(eps)) + torch.log((1 - p_complement).clamp_min(eps))).sum()

@@ -1,0 +1,100 @@
+"""File moves and writes that never overwrite and never leave partial files behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+#: bytes read per call while hashing
+_HASH_BLOCK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks (memory flat in file size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unique_path(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``folder/<stem> (n)<suffix>`` with the smallest free n."""
+    candidate = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 1
+    while candidate.exists() or candidate.is_symlink():
+        candidate = folder / f"{stem} ({n}){suffix}"
+        n += 1
+    return candidate
+
+
+def move_no_overwrite(src: Path, folder: Path) -> Path:
+    """Move ``src`` into ``folder`` under a free name and return the new path.
+
+    A hard link to the new name is created first (``link`` fails rather than replace an existing
+    name, so a concurrent writer is never clobbered), then the old name is removed. Symbolic links
+    are moved as links, never followed. Falls back to a copy + remove across file systems.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        target = unique_path(folder, src.name)
+        try:
+            os.link(src, target, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError:
+            if src.is_symlink():
+                os.symlink(os.readlink(src), target)
+            else:
+                _copy_no_overwrite(src, target)
+        os.unlink(src)
+        return target
+
+
+def _copy_no_overwrite(src: Path, target: Path) -> None:
+    with open(src, "rb") as reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer)
+    shutil.copystat(src, target)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def replace_dir(staged: Path, dest: Path) -> None:
+    """Put the finished folder ``staged`` at ``dest``, replacing an older one in two renames.
+
+    ``dest`` never holds a mix of old and new files: the old folder is renamed aside, the new one
+    renamed in, then the old one deleted.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(dest, old)
+    os.rename(staged, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Command-line options shared by `tagbox separate`, `tagbox watch`, `tagbox sweep` and `tagbox serve`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings, load_settings
+from ..errors import UserError
+
+#: default number of LocalCluster workers for ``--dask`` without an address
+DASK_LOCAL_WORKERS = 2
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add the settings options (:func:`add_settings_options`) and --dask to ``parser``."""
+    add_settings_options(parser)
+    parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run chunk tasks on Dask: a scheduler ADDRESS, or a local cluster when omitted")
+    parser.add_argument("--dask-workers", type=int, default=DASK_LOCAL_WORKERS,
+                        help=f"workers of the local Dask cluster (default {DASK_LOCAL_WORKERS})")
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    """Add --out, --sources, --config and the settings overrides (shared with `tagbox separate`)."""
+    parser.add_argument("--out", type=Path, required=True, help="output folder (stems, ledger, result store)")
+    parser.add_argument("--sources", required=True, help="comma-separated source names, e.g. drums,piano")
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument("--prior", choices=["nmf", "jukebox"], help="prior (default from settings: nmf)")
+    parser.add_argument("--taggers", help="comma-separated tagger names")
+    parser.add_argument("--steps", type=int, help="optimiser steps per chunk")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device")
+    parser.add_argument("--format", choices=["wav", "flac"], help="stem file format (default wav)")
+    parser.add_argument("--weights", type=Path, help="Jukebox VQ-VAE weights file (jukebox prior)")
+    parser.add_argument("--reference-faithful", action="store_true", default=None,
+                        help="Jukebox prior: reproduce the seed code's choices")
+
+
+def checked_sources(text: str) -> list[str]:
+    """``"drums, piano"`` → ``["drums", "piano"]``, checked against the source vocabulary.
+
+    Raises:
+        UserError: for an empty list, or an unknown or path-like name (listing close names).
+    """
+    sources = [s.strip() for s in text.split(",") if s.strip()]
+    if not sources:
+        raise UserError("--sources: give at least one source name, e.g. --sources drums,piano")
+    from ..separation import validate_sources
+
+    validate_sources(sources)
+    return sources
+
+
+def checked_out_dir(out: Path) -> Path:
+    """Create ``out`` if needed and prove it is writable (a temp file is made and removed).
+
+    Raises:
+        UserError: naming ``out`` and the OS's reason (read-only file system, permission...), so a
+            bad output folder stops the command with one line instead of failing every input.
+    """
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out, prefix=".tagbox-write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"output folder is not writable ({exc.strerror or exc})", out) from None
+    return out
+
+
+def checked_models(settings: Settings) -> None:
+    """Load the taggers and the prior now (cached for the run), so an unknown tagger or missing or
+    corrupt weights stop the command with one line (exit 2) instead of quarantining every input."""
+    from ..separation import load_models
+
+    load_models(settings)
+
+
+def log_to_stderr() -> None:
+    """Show the pipeline's INFO messages (files taken, moved, quarantined) on stderr."""
+    logger = logging.getLogger("tagbox_pipeline")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | tagbox - %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (only those set), e.g. ``{"steps": 1}``."""
+    taggers = None if args.taggers is None else [t.strip() for t in args.taggers.split(",") if t.strip()]
+    values = {"prior": args.prior, "steps": args.steps, "seed": args.seed, "device": args.device, "taggers": taggers,
+              "format": args.format, "jukebox.weights": None if args.weights is None else str(args.weights),
+              "jukebox.reference_faithful": args.reference_faithful}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from ``--config`` with the CLI overrides applied (ConfigError names a bad key)."""
+    return load_settings(args.config, overrides_from_args(args))

@@ -1,0 +1,116 @@
+"""The archive sweep: a read-only recursive walk, mirrored output folders and an up-to-date check.
+
+The archive is only ever read. Each audio file ``ARCHIVE/a/b/take.flac`` gets its stems in
+``OUT/a/b/<track folder>/``; it is skipped when that folder's ``manifest.json`` records the same
+input sha256 and settings digest. Results go to ``OUT/sweep-report.json`` (written atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .files import sha256_file, write_json_atomic
+from .inbox import is_ignored
+
+REPORT_NAME = "sweep-report.json"
+#: file name endings the sweep treats as audio (what libsndfile decodes)
+AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                            ".w64", ".rf64", ".caf"})
+
+
+def walk(archive: Path, exclude: Path | None = None) -> Iterator[Path]:
+    """Audio files under ``archive`` in sorted order; hidden/temp names, symlinks and ``exclude`` skipped."""
+    exclude = exclude.resolve() if exclude is not None else None
+    for folder, dirs, files in os.walk(archive, followlinks=False):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not is_ignored(d) and (exclude is None or (here / d).resolve() != exclude))
+        for name in sorted(files):
+            path = here / name
+            if not is_ignored(name) and path.suffix.lower() in AUDIO_SUFFIXES and not path.is_symlink():
+                yield path
+
+
+def track_folder(out: Path, archive: Path, path: Path, track_name: Callable[[Path], str]) -> Path:
+    """Where the stems of archive file ``path`` go: OUT / (its folder relative to ARCHIVE) / track name."""
+    return out / path.parent.relative_to(archive) / track_name(path)
+
+
+def up_to_date(folder: Path, sha256: str, settings_digest: str) -> bool:
+    """True when ``folder/manifest.json`` records this input sha256 and settings digest."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return manifest_input_sha256(manifest) == sha256 and manifest_settings_digest(manifest) == settings_digest
+
+
+def manifest_input_sha256(manifest: dict) -> str | None:
+    """The input's sha256 recorded in an engine manifest."""
+    entry = manifest.get("input")
+    return entry.get("sha256") if isinstance(entry, dict) else manifest.get("input_sha256")
+
+
+def manifest_settings_digest(manifest: dict) -> str | None:
+    """The settings digest recorded in a manifest (by the pipeline, or the engine)."""
+    return manifest.get("settings_digest") or (manifest.get("pipeline") or {}).get("settings_digest")
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: processed, skipped (up to date) and failed files, with causes."""
+
+    archive: str
+    out: str
+    settings_digest: str
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    processed: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+
+    def rows(self) -> list[dict]:
+        """One row per file (status, path, detail) for a table artifact."""
+        return ([{"status": "processed", "path": r["path"], "detail": r["stems"]} for r in self.processed]
+                + [{"status": "skipped", "path": r["path"], "detail": r["reason"]} for r in self.skipped]
+                + [{"status": "failed", "path": r["path"], "detail": r["cause"]} for r in self.failed])
+
+    def write(self, out: Path) -> Path:
+        """Write the report to ``out/sweep-report.json`` atomically and return its path."""
+        payload = asdict(self) | {"counts": {"processed": len(self.processed), "skipped": len(self.skipped),
+                                             "failed": len(self.failed)}}
+        write_json_atomic(out / REPORT_NAME, payload)
+        return out / REPORT_NAME
+
+
+def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[Path], str],
+          process: Callable[[Path, Path], Path]) -> SweepReport:
+    """Walk ``archive`` and call ``process(path, stem folder)`` for every file not up to date.
+
+    A failure of one file is recorded with its cause and the sweep goes on.
+    """
+    report = SweepReport(str(archive), str(out), settings_digest)
+    claimed: dict[Path, str] = {}
+    for path in walk(archive, exclude=out):
+        rel = str(path.relative_to(archive))
+        folder = track_folder(out, archive, path, track_name)
+        if folder in claimed:
+            report.failed.append({"path": rel, "cause": f"its stem folder {folder} is already that of "
+                                                        f"{claimed[folder]}; rename one of the two"})
+            continue
+        claimed[folder] = rel
+        try:
+            if up_to_date(folder, sha256_file(path), settings_digest):
+                report.skipped.append({"path": rel, "reason": "stems up to date", "stems": str(folder)})
+                continue
+            started = time.monotonic()
+            stems = process(path, folder)
+            report.processed.append({"path": rel, "stems": str(stems), "seconds": round(time.monotonic() - started, 2)})
+        except Exception as exc:  # noqa: BLE001 - one bad file is reported, the sweep goes on
+            report.failed.append({"path": rel, "cause": f"{type(exc).__name__}: {exc}"})
+    report.finished = time.time()
+    return report

@@ -1,0 +1,88 @@
+"""Writing one track's stem folder: ``<source>.wav`` per source, ``residual.wav`` and ``manifest.json``.
+
+The folder is built as ``<out>/.<track>.tmp-XXXX`` (hidden), every file fsynced, then renamed to
+``<out>/<track>``; an existing folder of that name is replaced (moved aside, the new one renamed
+in, the old one deleted), so readers see either the old complete folder or the new one, never a
+mix. Stems keep the input's rate, channel count and length; the sample encoding follows
+:func:`~tagbox_pipeline.audio_io.output_subtype`. The residual is the mixture minus the stems *as
+they are stored* (after rounding to the output encoding), so the files null-sum exactly for PCM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import unicodedata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from .audio_io import AudioInfo, output_subtype, quantise
+from .pipeline.files import replace_dir, write_json_atomic
+
+#: name of the file holding what the stems do not explain
+RESIDUAL = "residual"
+
+
+def track_name(path: str | Path) -> str:
+    """A safe folder name from an input file name: its stem, with separators, control characters and
+    leading dots replaced (no path traversal, no hidden folders); non-Latin letters are kept."""
+    stem = unicodedata.normalize("NFC", Path(path).stem)
+    safe = "".join("_" if ch in '/\\:' or unicodedata.category(ch).startswith("C") else ch for ch in stem)
+    safe = safe.strip().lstrip(".")
+    return safe or "track"
+
+
+class StemWriter:
+    """Writes a track's stems block by block into a hidden folder, published by :meth:`commit`.
+
+    Use as a context manager; leaving it without :meth:`commit` (an error) deletes the temp folder.
+
+    Args:
+        out_dir: parent folder of the track folder (created if missing).
+        name: track folder name (see :func:`track_name`).
+        info: the input, whose rate and channel count the stems keep.
+        sources: source names, one file each, in the order of the stem blocks.
+        file_format: ``"wav"`` or ``"flac"``.
+    """
+
+    def __init__(self, out_dir: Path, name: str, info: AudioInfo, sources: list[str], file_format: str) -> None:
+        self.subtype = output_subtype(info, file_format)
+        self.dest = Path(out_dir) / name
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.temp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.dest.parent))
+        self.paths = [self.temp / f"{source}.{file_format}" for source in [*sources, RESIDUAL]]
+        self._files = [sf.SoundFile(p, "w", info.sample_rate, info.channels, self.subtype, format=file_format.upper())
+                       for p in self.paths]
+
+    def write(self, stems: np.ndarray, mix: np.ndarray) -> None:
+        """Append the next block: ``stems`` ``[S, channels, n]`` and the mixture ``[channels, n]`` it came from."""
+        stored = quantise(stems, self.subtype)
+        residual = quantise(mix.astype(np.float64) - stored.sum(axis=0), self.subtype)
+        for handle, block in zip(self._files, [*stored, residual]):
+            handle.write(block.T)
+
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        """Write ``manifest.json``, fsync everything and move the folder into place; returns its path."""
+        for handle, path in zip(self._files, self.paths):
+            handle.close()
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        write_json_atomic(self.temp / "manifest.json", manifest)
+        replace_dir(self.temp, self.dest)
+        return self.dest
+
+    def __enter__(self) -> StemWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        for handle in self._files:
+            handle.close()
+        shutil.rmtree(self.temp, ignore_errors=True)

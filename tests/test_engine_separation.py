@@ -1,0 +1,259 @@
+"""The separation engine end to end on real rendered audio: files in, stem folders out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+
+from tagbox_pipeline.audio_io import read_block
+from tagbox_pipeline.config import Settings, load_settings
+from tagbox_pipeline.errors import AudioReadError, UserError
+from tagbox_pipeline.pipeline.files import sha256_file
+from tagbox_pipeline.separation import (
+    assemble_track, load_models, plan_track, run_chunk, separate, separate_file)
+
+SOURCES = ["drums", "piano"]
+#: cheap steering: short windows (several chunks per clip), a small factorisation, one step
+CHEAP = {"steps": 1, "taggers": ["fcn-mtat"], "device": "cpu", "chunk.window_seconds": 2.5,
+         "chunk.overlap_seconds": 0.25, "chunk.margin_seconds": 0.25, "nmf.components": 8, "nmf.nmf_iterations": 10}
+
+
+def fast_settings(**overrides) -> Settings:
+    """Cheap settings: short windows (several chunks per clip) and few steps."""
+    return load_settings(None, {**CHEAP, **overrides})
+
+
+@pytest.fixture(scope="module")
+def clip(shared: Path) -> tuple[np.ndarray, int]:
+    """bench-dev d05 (bass, drums, piano, synth): first 6 s, 44.1 kHz stereo float32 [channels, n]."""
+    audio, rate = sf.read(shared / "data" / "bench-dev" / "d05" / "mixture.flac", dtype="float32",
+                          always_2d=True, frames=6 * 44100)
+    return np.ascontiguousarray(audio.T), rate
+
+
+def write_input(folder: Path, name: str, audio: np.ndarray, rate: int, new_rate: int, channels: int,
+                subtype: str) -> Path:
+    """A test input made from real audio: resampled, down/up-mixed to ``channels``, stored as ``subtype``."""
+    data = soxr.resample(audio.T, rate, new_rate) if new_rate != rate else audio.T
+    if channels == 1:
+        data = data.mean(axis=1, keepdims=True)
+    elif channels > 2:  # surround-like: L, R, centre, LFE (low-passed mid), and delayed copies
+        mid = data.mean(axis=1)
+        lfe = np.convolve(mid, np.ones(64) / 64, mode="same")
+        extra = [np.roll(data[:, 0], 441), np.roll(data[:, 1], 882)]
+        data = np.stack([data[:, 0], data[:, 1], mid, lfe, *extra][:channels], axis=1) * 0.8
+    path = folder / name
+    sf.write(path, data, new_rate, subtype=subtype)
+    return path
+
+
+@pytest.mark.parametrize(("name", "new_rate", "channels", "subtype", "stored"), [
+    ("cd.wav", 44100, 2, "PCM_16", "PCM_16"),
+    ("studio.wav", 48000, 2, "PCM_24", "PCM_24"),
+    ("mono.wav", 22050, 1, "FLOAT", "FLOAT"),
+    ("surround.wav", 44100, 6, "PCM_24", "PCM_24"),
+    ("lossless.flac", 44100, 2, "PCM_16", "PCM_24"),
+])
+def test_stems_keep_rate_channels_length_depth_and_null_sum(clip, tmp_path: Path, name: str, new_rate: int,
+                                                           channels: int, subtype: str, stored: str) -> None:
+    audio, rate = clip
+    path = write_input(tmp_path, name, audio[:, : 3 * rate], rate, new_rate, channels, subtype)
+    before = sha256_file(path)
+    manifest = separate_file(path, tmp_path / "out", SOURCES, fast_settings())
+    track = tmp_path / "out" / Path(name).stem
+    assert sorted(p.name for p in track.iterdir()) == ["drums.wav", "manifest.json", "piano.wav", "residual.wav"]
+    mix = sf.read(path, dtype="float64", always_2d=True)[0]
+    total = np.zeros_like(mix)
+    for stem in ["drums", "piano", "residual"]:
+        info = sf.info(track / f"{stem}.wav")
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (new_rate, channels, len(mix), stored)
+        data = sf.read(track / f"{stem}.wav", dtype="float64", always_2d=True)[0]
+        assert np.isfinite(data).all()
+        total += data
+    error_db = 10 * np.log10(np.sum((total - mix) ** 2) / np.sum(mix ** 2) + 1e-300)
+    assert error_db <= -90, f"stems + residual = mixture within {error_db:.1f} dB"
+    drums = sf.read(track / "drums.wav", dtype="float64", always_2d=True)[0]
+    assert 1e-4 < np.sum(drums ** 2) / np.sum(mix ** 2) < 1.0, "a stem holds part of the mixture, not all"
+    assert sha256_file(path) == before, "input unchanged"
+    assert manifest == json.loads((track / "manifest.json").read_text())
+    assert manifest["input"]["sha256"] == before and manifest["output"]["subtype"] == stored
+    assert len(manifest["chunks"]) >= 2 and manifest["chunks"][-1]["stop_s"] == pytest.approx(3.0, abs=1e-3)
+    assert set(manifest["sources"]) == set(SOURCES) and manifest["settings"]["steps"] == 1
+    assert "drums" in manifest["sources"]["drums"] and manifest["models"]["taggers"] == ["fcn-mtat"]
+    assert len(manifest["weights_sha256"]["fcn-mtat"]) == 64
+    assert all(0 <= c["report"]["piano"]["p_tag"] <= 1 and c["report"]["piano"]["seconds"] >= 0
+               for c in manifest["chunks"])
+    assert set(manifest["versions"]) >= {"tagbox", "torch", "numpy", "prefect"}
+
+
+def test_flac_output_format(clip, tmp_path: Path) -> None:
+    audio, rate = clip
+    path = write_input(tmp_path, "in.wav", audio[:, : 2 * rate], rate, rate, 2, "FLOAT")
+    separate_file(path, tmp_path / "out", SOURCES, fast_settings(format="flac"))
+    for stem in ["drums", "piano", "residual"]:
+        assert sf.info(tmp_path / "out" / "in" / f"{stem}.flac").subtype == "PCM_24"
+
+
+def test_same_seed_same_stems_and_phases_match_separate_file(clip, tmp_path: Path) -> None:
+    audio, rate = clip
+    path = write_input(tmp_path, "song.wav", audio, rate, rate, 2, "PCM_16")
+    settings = fast_settings(seed=3)
+    separate_file(path, tmp_path / "a", SOURCES, settings)
+    plan = plan_track(path, SOURCES, settings)
+    models = load_models(settings)
+    assemble_track(plan, (run_chunk(plan, i, models) for i in range(len(plan.chunks))), tmp_path / "b", models)
+    for stem in ["drums.wav", "piano.wav", "residual.wav"]:
+        assert sha256_file(tmp_path / "a" / "song" / stem) == sha256_file(tmp_path / "b" / "song" / stem)
+
+
+def test_in_memory_separate_matches_shapes_and_sums(clip) -> None:
+    audio, rate = clip
+    for data in [audio, audio[:1], np.zeros((2, rate // 2), dtype=np.float32)]:
+        stems = separate(data, rate, SOURCES, fast_settings())
+        assert set(stems.sources) == set(SOURCES)
+        for name in [*SOURCES, "residual"]:
+            assert stems[name].shape == data.shape and np.isfinite(stems[name]).all()
+        total = stems["drums"] + stems["piano"] + stems["residual"]
+        assert np.abs(total - data).max() <= 1e-6
+    assert np.abs(stems["drums"]).max() == 0.0, "silence in, silence out"
+
+
+def test_silent_short_input_gives_quiet_finite_stems(tmp_path: Path) -> None:
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros((int(0.5 * 44100), 2)), 44100, subtype="PCM_16")
+    separate_file(path, tmp_path / "out", SOURCES, fast_settings())
+    for stem in ["drums", "piano", "residual"]:
+        data = sf.read(tmp_path / "out" / "silence" / f"{stem}.wav")[0]
+        assert data.shape == (int(0.5 * 44100), 2) and np.abs(data).max() == 0.0
+
+
+def test_bad_input_and_bad_source_fail_before_any_output(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt garbage")
+    with pytest.raises(AudioReadError, match="broken.wav"):
+        separate_file(broken, tmp_path / "out", SOURCES, fast_settings())
+    with pytest.raises(UserError, match="kazoo"):
+        separate_file(broken, tmp_path / "out", ["kazoo"], fast_settings())
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_inside_the_folder_to_replace_is_refused(clip, tmp_path: Path) -> None:
+    audio, rate = clip
+    (tmp_path / "out" / "song").mkdir(parents=True)
+    path = write_input(tmp_path / "out" / "song", "song.wav", audio[:, :rate], rate, rate, 2, "PCM_16")
+    before = sha256_file(path)
+    with pytest.raises(UserError, match="inside the output folder"):
+        separate_file(path, tmp_path / "out", SOURCES, fast_settings())
+    assert sha256_file(path) == before and [p.name for p in (tmp_path / "out").iterdir()] == ["song"]
+
+
+def test_chunk_reads_only_its_region(clip, tmp_path: Path) -> None:
+    audio, rate = clip
+    path = write_input(tmp_path, "song.wav", audio, rate, rate, 2, "PCM_24")
+    plan = plan_track(path, SOURCES, fast_settings())
+    chunk = plan.chunks[1]
+    assert 0 < chunk.read_start and chunk.read_stop < plan.info.frames
+    assert read_block(path, chunk.read_start, chunk.read_stop).shape == (2, chunk.read_stop - chunk.read_start)
+
+
+#: the real CLI, as a program that reports its own peak resident memory (KiB) on its last stdout line
+BOOT = ("import resource, sys; from tagbox_pipeline.cli import main; code = main(sys.argv[1:]); "
+        "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+
+
+def tagbox(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `tagbox ARGS...` in a subprocess; returns its exit code and output."""
+    return subprocess.run([sys.executable, "-c", BOOT, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+CHEAP_TOML = """steps = 1
+taggers = ["fcn-mtat"]
+device = "cpu"
+[nmf]
+components = 8
+nmf_iterations = 10
+[chunk]
+window_seconds = 2.5
+overlap_seconds = 0.25
+margin_seconds = 0.25
+"""
+
+
+def test_cli_several_inputs_one_bad_exit_1_with_summary(clip, tmp_path: Path) -> None:
+    audio, rate = clip
+    good = write_input(tmp_path, "good.wav", audio[:, : 2 * rate], rate, rate, 2, "PCM_16")
+    other = write_input(tmp_path, "Größe 東京.flac", audio[:, rate: 3 * rate], rate, rate, 1, "PCM_24")
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    (tmp_path / "cheap.toml").write_text(CHEAP_TOML)
+    done = tagbox("separate", good, bad, other, "--sources", "drums,piano", "--out", tmp_path / "out",
+                  "--config", tmp_path / "cheap.toml", "--seed", "1", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"failed: {bad}: not readable as audio" in done.stderr and "1 of 3 inputs failed" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Größe 東京", "good"]
+    assert sf.info(tmp_path / "out" / "Größe 東京" / "piano.wav").subtype == "PCM_24"
+    manifest = json.loads((tmp_path / "out" / "good" / "manifest.json").read_text())
+    assert manifest["settings"]["seed"] == 1 and manifest["settings"]["chunk"]["window_seconds"] == 2.5
+    again = tagbox("separate", good, "--sources", "drums,piano", "--out", tmp_path / "out", "--config",
+                   tmp_path / "cheap.toml", "--format", "flac", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "good").iterdir()) == [
+        "drums.flac", "manifest.json", "piano.flac", "residual.flac"], "replaced as a whole"
+
+
+def test_cli_user_errors_exit_2_naming_the_key_or_source(clip, tmp_path: Path) -> None:
+    audio, rate = clip
+    good = write_input(tmp_path, "good.wav", audio[:, :rate], rate, rate, 2, "PCM_16")
+    (tmp_path / "bad.toml").write_text("[chunk]\nwindow_seconds = -1\n")
+    (tmp_path / "typo.toml").write_text("stepz = 3\n")
+    for config, key in [("bad.toml", "chunk.window_seconds"), ("typo.toml", "stepz")]:
+        done = tagbox("separate", good, "--sources", "drums", "--out", tmp_path / "out", "--config",
+                      tmp_path / config, cwd=tmp_path)
+        assert done.returncode == 2 and key in done.stderr and config in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    done = tagbox("separate", good, "--sources", "drums,../x", "--out", tmp_path / "out", cwd=tmp_path)
+    assert done.returncode == 2 and "../x" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _tiled_input(path: Path, audio: np.ndarray, rate: int, seconds: int) -> Path:
+    """A long 16-bit WAV made by tiling real audio, written block by block."""
+    with sf.SoundFile(path, "w", rate, audio.shape[0], "PCM_16") as out:
+        for start in range(0, seconds * rate, audio.shape[1]):
+            out.write(audio[:, : min(audio.shape[1], seconds * rate - start)].T)
+    return path
+
+
+def _peak_rss_mib(*args: str | Path, cwd: Path) -> float:
+    """Peak resident memory (MiB) of `tagbox ARGS...` run in a fresh subprocess (which must succeed)."""
+    done = tagbox(*args, cwd=cwd, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.split("maxrss")[-1]) / 1024
+
+
+@pytest.mark.slow
+def test_twenty_minutes_use_no_more_memory_than_one(clip, tmp_path: Path) -> None:
+    """Default window (Jukebox context), cheapest steering: memory must be flat in track length."""
+    audio, rate = clip
+    (tmp_path / "cheap.toml").write_text('steps = 0\ntaggers = ["fcn-mtat"]\ndevice = "cpu"\n'
+                                         '[nmf]\ncomponents = 2\nnmf_iterations = 1\n')
+    peaks = {}
+    for minutes in [1, 20]:
+        path = _tiled_input(tmp_path / f"long{minutes}.wav", audio, rate, minutes * 60)
+        peaks[minutes] = _peak_rss_mib("separate", path, "--sources", "drums,piano", "--out", tmp_path / "out",
+                                       "--config", tmp_path / "cheap.toml", cwd=tmp_path)
+        path.unlink()
+    assert sf.info(tmp_path / "out" / "long20" / "residual.wav").frames == 20 * 60 * rate
+    print(f"peak RSS: 1 min {peaks[1]:.0f} MiB, 20 min {peaks[20]:.0f} MiB")
+    assert peaks[20] <= 1.5 * peaks[1], peaks

@@ -1,0 +1,398 @@
+"""Acceptance tests of the Prefect pipeline: real bench-dev audio, real Prefect runs, real watchdog
+events, real subprocesses (and a real SIGKILL), a real 2-worker Dask LocalCluster.
+
+Short excerpts (3 s), one steering step and 1.5 s chunk windows keep each run to seconds while a
+track still has several chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from tagbox_pipeline.pipeline.files import sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = ["drums", "piano"]
+#: steering settings of every run here; the drums stem gets a post chain (raw kept in raw/)
+CONFIG = """
+steps = 1
+taggers = ["fcn-mtat"]
+[chunk]
+window_seconds = 1.5
+overlap_seconds = 0.25
+margin_seconds = 0.25
+[nmf]
+components = 8
+nmf_iterations = 10
+[watch]
+stable_seconds = 1.0
+poll_seconds = 0.2
+[[post.drums]]
+plugin = "Compressor"
+params = { ratio = 4.0, threshold_db = -24.0 }
+[[post.drums]]
+plugin = "Limiter"
+"""
+EXCERPT_SECONDS = (2.0, 5.0)
+
+
+def excerpt(shared: Path, clip: str, dest: Path, subtype: str = "PCM_24") -> Path:
+    """Write 3 s of a bench-dev mixture (2 s → 5 s, four chunks here) to ``dest``."""
+    info = sf.info(shared / "data" / "bench-dev" / clip / "mixture.flac")
+    start, stop = (int(s * info.samplerate) for s in EXCERPT_SECONDS)
+    audio, rate = sf.read(shared / "data" / "bench-dev" / clip / "mixture.flac", start=start, stop=stop)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(dest, audio, rate, subtype=subtype)
+    return dest
+
+
+def env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """Environment of a CLI subprocess: one thread, its own Prefect home, and either its own
+    ephemeral API server (the embedded default) or the test server at ``api_url`` (faster)."""
+    extra = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
+    if api_url:
+        extra["PREFECT_API_URL"] = api_url
+    return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | extra
+
+
+def tagbox(*args: str, home: Path, api_url: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "tagbox_pipeline.cli", *args], cwd=REPO, env=env(home, api_url),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def stem_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every audio file of a stem folder (relative path → hash)."""
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*.wav"))}
+
+
+def assert_null_sum(folder: Path, mixture: Path) -> None:
+    """Unprocessed stems (raw/ where a chain ran) + residual equal the mixture, up to the rounding of
+    each file to its bit depth."""
+    mix, rate = sf.read(mixture, always_2d=True)
+    total = np.zeros_like(mix)
+    for source in SOURCES:
+        raw = folder / "raw" / f"{source}.wav"
+        stem, stem_rate = sf.read(raw if raw.exists() else folder / f"{source}.wav", always_2d=True)
+        assert stem_rate == rate and stem.shape == mix.shape
+        total += stem
+    total += sf.read(folder / "residual.wav", always_2d=True)[0]
+    bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}.get(sf.info(folder / "residual.wav").subtype, 32)
+    assert np.max(np.abs(total - mix)) <= (len(SOURCES) + 1) * 2.0 ** (1 - bits) + 1e-7
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tagbox.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect test server (temporary SQLite) for this module's in-process runs; yields its API URL."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    saved = {key: os.environ.get(key) for key in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            from prefect.settings import get_current_settings
+
+            yield str(get_current_settings().api.url)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def reference(shared: Path, config: Path, harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An uninterrupted in-process ``separate_track`` run with the default task runner."""
+    from flows.separate_track import separate_track
+    from tagbox_pipeline.config import load_settings
+
+    root = tmp_path_factory.mktemp("reference")
+    mix = excerpt(shared, "d01", root / "in" / "song.wav")
+    outcome = separate_track(str(mix), str(root / "out"), SOURCES, load_settings(config))
+    return {"mix": mix, "outcome": outcome, "folder": Path(outcome["folder"])}
+
+
+def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    folder, outcome = reference["folder"], reference["outcome"]
+    assert outcome["chunks"] >= 4 and outcome["computed"] == outcome["chunks"] and outcome["cached"] == 0
+    for name in [*SOURCES, "residual"]:
+        assert (folder / f"{name}.wav").is_file() and (folder / f"{name}.spectrogram.png").is_file()
+    assert (folder / "raw" / "drums.wav").is_file() and not (folder / "raw" / "piano.wav").exists()
+    assert_null_sum(folder, reference["mix"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["pipeline"]["post"] == {"drums": ["Compressor", "Limiter"]}
+    assert not list((folder.parent / ".tagbox" / "staging").glob("*")), "no staging folder left"
+    with get_client(sync_client=True) as client:
+        keys = {a.key: a for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="tagbox-")))}
+    assert {"tagbox-summary-song", "tagbox-progress-song", "tagbox-stems-song"} <= set(keys)
+    table = json.loads(keys["tagbox-summary-song"].data)
+    assert [row["source"] for row in table] == SOURCES and all(row["RTF"] > 0 for row in table)
+    assert keys["tagbox-progress-song"].data == 100.0
+    assert "drums.spectrogram.png" in keys["tagbox-stems-song"].data
+
+
+def test_gpu_concurrency_limit_is_created_once(harness) -> None:
+    from prefect.client.orchestration import get_client
+
+    from tagbox_pipeline.pipeline.track import GPU_LIMIT, ensure_gpu_limit
+
+    ensure_gpu_limit()
+    ensure_gpu_limit()
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+    assert limit.limit >= 1 and limit.active
+
+
+def _finished_results(store: Path) -> set[str]:
+    """Result files that hold a complete record (a file cut by the kill is not finished)."""
+    done = set()
+    for path in store.glob("chunk-*"):
+        try:
+            json.loads(path.read_bytes())
+            done.add(path.name)
+        except ValueError:
+            pass
+    return done
+
+
+@pytest.mark.slow
+def test_sigkill_mid_track_then_resume_recomputes_nothing_finished(reference: dict, config: Path, harness: str,
+                                                                   tmp_path: Path) -> None:
+    out, store = tmp_path / "out", tmp_path / "out" / ".tagbox" / "results"
+    script = ("import json, sys; from flows.separate_track import separate_track; "
+              "from tagbox_pipeline.config import load_settings; "
+              "print(json.dumps(separate_track(sys.argv[1], sys.argv[2], sys.argv[3].split(','), "
+              "load_settings(sys.argv[4]))))")
+    argv = [sys.executable, "-c", script, str(reference["mix"]), str(out), ",".join(SOURCES), str(config)]
+    victim = subprocess.Popen(argv, cwd=REPO, env=env(tmp_path / "home", harness), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not _finished_results(store) and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(victim.pid, signal.SIGKILL)  # the run and its ephemeral API server die at once, like a crash
+    victim.wait(30)
+    finished = _finished_results(store)
+    total = reference["outcome"]["chunks"]
+    assert 1 <= len(finished) < total, f"kill landed outside the track ({len(finished)}/{total} chunks)"
+    assert not (out / "song").exists(), "no stem folder from the killed run"
+
+    rerun = subprocess.run(argv, cwd=REPO, env=env(tmp_path / "home", harness), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    outcome = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert outcome["cached"] >= len(finished) and outcome["computed"] == total - outcome["cached"]
+    assert not list(store.glob("chunk-*")), "a finished track's chunk results are removed"
+    manifest = json.loads((out / "song" / "manifest.json").read_text())
+    assert manifest["pipeline"]["cached"] == outcome["cached"]
+    assert stem_hashes(out / "song") == stem_hashes(reference["folder"])
+    assert not any((out / ".tagbox" / "staging").iterdir()), "the killed run's staging folder was cleaned up"
+
+
+def _collect_lines(stream, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+
+
+def _slow_copy(src: Path, dest: Path, pieces: int = 6, pause: float = 0.3) -> None:
+    data = src.read_bytes()
+    step = len(data) // pieces + 1
+    with open(dest, "wb") as handle:
+        for i in range(0, len(data), step):
+            handle.write(data[i:i + step])
+            handle.flush()
+            time.sleep(pause)
+
+
+@pytest.mark.slow
+def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path, tmp_path: Path) -> None:
+    inbox, out, home = tmp_path / "inbox", tmp_path / "out", tmp_path / "home"
+    originals = tmp_path / "originals"
+    first = excerpt(shared, "d01", originals / "first take.wav")
+    second = excerpt(shared, "d02", originals / "second.flac", subtype="PCM_16")
+    broken = originals / "broken.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(300))
+    inbox.mkdir()
+    (inbox / ".DS_Store").write_bytes(b"x")
+    (inbox / "upload.wav.part").write_bytes(b"partial")
+    shutil.copy(first, inbox / first.name)
+    shutil.copy(broken, inbox / broken.name)
+    args = ["watch", str(inbox), "--out", str(out), "--sources", ",".join(SOURCES), "--config", str(config), "--once"]
+    watcher = subprocess.Popen([sys.executable, "-m", "tagbox_pipeline.cli", *args], cwd=REPO, env=env(home),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=_collect_lines, args=(watcher.stderr, lines), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not any("watching" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _slow_copy(second, inbox / second.name)  # while the watcher runs: events, not the start-up scan
+    stdout, _ = watcher.communicate(timeout=300)
+    reader.join(5)
+    assert watcher.returncode == 0, "".join(lines)[-3000:]
+    assert "watch: 1 failed, 2 processed" in stdout
+
+    processed = sorted(p.name for p in (inbox / "processed").iterdir())
+    assert processed == sorted([first.name, second.name])
+    for original in (first, second):
+        assert sha256_file(inbox / "processed" / original.name) == sha256_file(original), "moved byte-identical"
+        assert_null_sum(out / original.stem, original)
+    assert sha256_file(inbox / "failed" / "broken.wav") == sha256_file(broken)
+    reason = (inbox / "failed" / "broken.wav.error.txt").read_text()
+    assert "cause:" in reason and "broken.wav" in reason and "time:" in reason
+    assert sorted(p.name for p in inbox.iterdir()) == [".DS_Store", "failed", "processed", "upload.wav.part"]
+    folders = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert folders == sorted([first.stem, second.stem])
+
+    # the same content under another name: nothing new is processed
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if ".tagbox" not in p.parts}
+    shutil.copy(first, inbox / "renamed copy.wav")
+    again = tagbox(*args, home=home)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "watch: 1 duplicate" in again.stdout
+    assert (inbox / "processed" / "renamed copy.wav").is_file()
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if ".tagbox" not in p.parts} == before
+
+
+@pytest.mark.slow
+def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path, config: Path, harness: str,
+                                                                   tmp_path: Path) -> None:
+    archive, out, home = tmp_path / "archive", tmp_path / "stems", tmp_path / "home"
+    excerpt(shared, "d03", archive / "2019" / "session a" / "take1.flac", subtype="PCM_16")
+    (archive / "notes.txt").write_text("not audio")
+    (archive / "2020").mkdir()
+    (archive / "2020" / "bad.wav").write_bytes(b"not a wave file at all")
+    before = {str(p): (p.stat().st_mtime_ns, sha256_file(p)) for p in archive.rglob("*") if p.is_file()}
+    args = ["sweep", str(archive), "--out", str(out), "--sources", ",".join(SOURCES), "--config", str(config)]
+
+    first = tagbox(*args, home=home, api_url=harness)
+    assert first.returncode == 1, first.stderr[-3000:]  # bad.wav failed, and says so
+    report = json.loads((out / "sweep-report.json").read_text())
+    assert report["counts"] == {"processed": 1, "skipped": 0, "failed": 1}
+    assert report["failed"][0]["path"] == "2020/bad.wav" and "bad.wav" in report["failed"][0]["cause"]
+    assert_null_sum(out / "2019" / "session a" / "take1", archive / "2019" / "session a" / "take1.flac")
+    assert not (out / "2020").exists() and not (out / "notes").exists()
+
+    second = tagbox(*args, home=home, api_url=harness)
+    report = json.loads((out / "sweep-report.json").read_text())
+    assert report["counts"]["processed"] == 0 and report["counts"]["skipped"] == 1, second.stdout
+    after = {str(p): (p.stat().st_mtime_ns, sha256_file(p)) for p in archive.rglob("*") if p.is_file()}
+    assert after == before, "the archive is never modified"
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_latest_artifacts()
+    table = next(json.loads(a.data) for a in latest if a.key == "tagbox-sweep-archive")
+    assert sorted(row["status"] for row in table) == ["failed", "skipped"]
+
+
+def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: str, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.flows import load_flow_from_entrypoint
+
+    from tagbox_pipeline.pipeline.serving import local_timezone
+
+    spec = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert set(deployments) == {"watch", "nightly"}
+    assert [s["cron"] for s in deployments["nightly"]["schedules"]] == ["0 2 * * *"]
+    for deployment in deployments.values():
+        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        assert set(deployment["parameters"]) <= set(flow.parameters.properties)
+        assert deployment["work_pool"]["name"] == "tagbox"
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="tagbox", type="process"))
+    for extra in (["-n", "watch"], ["-n", "nightly", "--timezone", local_timezone()]):
+        done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file",
+                               "deployments/prefect.yaml", *extra], cwd=REPO, capture_output=True, text=True,
+                              env=env(tmp_path / "home", harness) | {"TAGBOX_REPO": str(REPO)}, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    with get_client(sync_client=True) as client:
+        registered = {d.name: d for d in client.read_deployments()}
+    assert registered["watch"].work_pool_name == "tagbox" and not registered["watch"].schedules
+    schedule = registered["nightly"].schedules[0].schedule
+    assert (schedule.cron, schedule.timezone) == ("0 2 * * *", local_timezone())
+
+
+@pytest.mark.slow
+def test_tagbox_serve_runs_the_watch_deployment_and_stops_on_sigterm(shared: Path, config: Path,
+                                                                      tmp_path: Path) -> None:
+    from tagbox_pipeline.pipeline.serving import build_deployments, local_timezone
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    built = build_deployments(inbox, tmp_path, out, SOURCES, config, {"steps": 1})
+    nightly = next(d for d in built if d.name == "nightly")
+    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.schedules[0].schedule.timezone == local_timezone()
+    inbox.mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tagbox_pipeline.cli", "serve", "--inbox", str(inbox), "--archive", str(tmp_path),
+         "--out", str(out), "--sources", ",".join(SOURCES), "--config", str(config)],
+        cwd=REPO, env=env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=_collect_lines, args=(server.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not any("watching" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        excerpt(shared, "d01", inbox / "dropped.wav")
+        while not (out / "dropped" / "manifest.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        server.send_signal(signal.SIGTERM)
+        server.wait(90)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    reader.join(5)
+    text = "".join(lines)
+    assert "being served" in text and "watch-inbox/watch" in text and "sweep-archive/nightly" in text, text[-3000:]
+    assert (out / "dropped" / "residual.wav").is_file(), text[-3000:]
+    assert server.returncode is not None and "Pausing all deployments" in text
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_stems(reference: dict, config: Path, tmp_path: Path) -> None:
+    from flows.separate_track import separate_track
+    from tagbox_pipeline.config import load_settings
+    from tagbox_pipeline.pipeline.runner import dask_address, task_runner
+
+    with dask_address("local", 2) as address:
+        from distributed import Client
+
+        with Client(address) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+            assert address.startswith("tcp://127.0.0.1:")
+        flow = separate_track.with_options(task_runner=task_runner(address))
+        outcome = flow(str(reference["mix"]), str(tmp_path / "out"), SOURCES, load_settings(config))
+    assert outcome["computed"] == reference["outcome"]["chunks"]
+    assert stem_hashes(Path(outcome["folder"])) == stem_hashes(reference["folder"])
