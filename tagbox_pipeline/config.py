@@ -45,6 +45,7 @@ class NMFSettings(Section):
     nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations for the KL-NMF fit")
     temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
+    block_seconds: float = Field(3.0, ge=0, description="time-block length of the gates in s (0: one gate per component)")
 
 
 class JukeboxSettings(Section):
@@ -85,7 +86,7 @@ class Settings(Section):
 
     prior: Literal["nmf", "jukebox"] = "nmf"
     taggers: list[str] = Field(default_factory=lambda: ["MTT_musicnn"], description="tagger names (see `tagbox taggers`)")
-    steps: int = Field(40, ge=0, description="optimiser steps per chunk")
+    steps: int = Field(0, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start only)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     format: Literal["wav", "flac"] = "wav"

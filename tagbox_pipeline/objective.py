@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 
 from .errors import UserError
 from .taggers.base import Tagger
@@ -41,18 +42,26 @@ class SourceTags:
 
 
 def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger],
-                         source_tags: SourceTags) -> torch.Tensor:
-    """p(source | audio) for a batch ``[B, samples]`` -> ``[B, S]``.
+                         source_tags: SourceTags, blocks: int = 1) -> torch.Tensor:
+    """p(source | audio) per time block for a batch ``[B, samples]`` -> ``[B, blocks, S]``.
 
-    Per tagger: the mean over analysis windows of the mean probability of the source's tags; then
-    the mean over the taggers that have tags for the source.
+    Per tagger: the mean probability of the source's tags in each analysis window, its windows
+    stretched evenly over ``blocks`` equal time blocks (linear interpolation; one block = the mean
+    over windows); then the mean over the taggers that have tags for the source.
     """
-    taggrams = [t.taggram(audio, sample_rate).mean(dim=1) for t in taggers]  # each [B, n_tags]
+    taggrams = [t.taggram(audio, sample_rate) for t in taggers]  # each [B, windows, n_tags]
     columns = []
     for per_tagger in source_tags.indices:
-        parts = [tg[:, idx].mean(dim=1) for tg, idx in zip(taggrams, per_tagger) if idx]
+        parts = [_to_blocks(tg[:, :, idx].mean(dim=2), blocks) for tg, idx in zip(taggrams, per_tagger) if idx]
         columns.append(torch.stack(parts, dim=0).mean(dim=0))
-    return torch.stack(columns, dim=1)
+    return torch.stack(columns, dim=2)
+
+
+def _to_blocks(per_window: torch.Tensor, blocks: int) -> torch.Tensor:
+    """``[B, windows]`` -> ``[B, blocks]`` (mean for one block, else linear interpolation)."""
+    if blocks == 1:
+        return per_window.mean(dim=1, keepdim=True)
+    return F.interpolate(per_window[:, None], size=blocks, mode="linear", align_corners=False)[:, 0]
 
 
 def two_sided_loss(p_estimate: torch.Tensor, p_complement: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

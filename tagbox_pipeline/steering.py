@@ -62,6 +62,12 @@ def load_models(settings: Settings, device: str = "cpu") -> Models:
     return Models([get_tagger(name, device) for name in settings.taggers], build_prior(settings, device), device)
 
 
+def _time_blocks(seconds: float, settings: Settings) -> int:
+    """How many time blocks the warm-start gates get for a chunk of ``seconds`` (at least one)."""
+    block = settings.nmf.block_seconds
+    return max(1, round(seconds / block)) if block > 0 else 1
+
+
 def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], settings: Settings,
                    models: Models, seed: int) -> ChunkResult:
     """Separate one chunk.
@@ -88,10 +94,12 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
         return ChunkResult(stems, report)
 
     def probabilities(audio: torch.Tensor) -> torch.Tensor:
-        return source_probabilities(audio, sample_rate, taggers, source_tags)
+        return source_probabilities(audio, sample_rate, taggers, source_tags)[:, 0]
 
+    blocks = _time_blocks(mix.shape[-1] / sample_rate, settings)
     state = prior.fit(mix, sample_rate, len(sources), seed)
-    prior.warm_start(state, lambda audio: torch.log(probabilities(audio).clamp_min(1e-6)))
+    prior.warm_start(state, lambda audio: torch.log(
+        source_probabilities(audio, sample_rate, taggers, source_tags, blocks).clamp_min(1e-6)))
     mono = mix.mean(dim=0)
     params = prior.parameters(state)
     optimiser = torch.optim.Adam(params, lr=settings.nmf.learning_rate if settings.prior == "nmf"

@@ -37,6 +37,17 @@ def track_name(path: str | Path) -> str:
     return safe or "track"
 
 
+def _os_cause(handle: sf.SoundFile, exc: sf.LibsndfileError) -> str:
+    """The OS reason of a failed libsndfile write (e.g. "No space left on device", "File too large").
+
+    soundfile only says "System error."; libsndfile keeps the OS message per open file (sf_strerror).
+    """
+    try:
+        return sf._ffi.string(sf._snd.sf_strerror(handle._file)).decode(errors="replace")
+    except (AttributeError, TypeError):  # a soundfile without these internals: its own message
+        return str(exc)
+
+
 class StemWriter:
     """Writes a track's stems block by block into a hidden folder, published by :meth:`commit`.
 
@@ -63,8 +74,11 @@ class StemWriter:
         """Append the next block: ``stems`` ``[S, channels, n]`` and the mixture ``[channels, n]`` it came from."""
         stored = quantise(stems, self.subtype)
         residual = quantise(mix.astype(np.float64) - stored.sum(axis=0), self.subtype)
-        for handle, block in zip(self._files, [*stored, residual]):
-            handle.write(block.T)
+        for handle, path, block in zip(self._files, self.paths, [*stored, residual]):
+            try:
+                handle.write(block.T)
+            except sf.LibsndfileError as exc:
+                raise OSError(f"cannot write stem {self.dest.name}/{path.name} ({_os_cause(handle, exc)})") from exc
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write ``manifest.json``, fsync everything and move the folder into place; returns its path."""

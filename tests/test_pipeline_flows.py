@@ -47,13 +47,15 @@ params = { ratio = 4.0, threshold_db = -24.0 }
 [[post.drums]]
 plugin = "Limiter"
 """
-EXCERPT_SECONDS = (2.0, 5.0)
+#: where excerpts start in a clip, in s
+EXCERPT_START = 2.0
 
 
-def excerpt(shared: Path, clip: str, dest: Path, subtype: str = "PCM_24") -> Path:
-    """Write 3 s of a bench-dev mixture (2 s → 5 s, four chunks here) to ``dest``."""
+def excerpt(shared: Path, clip: str, dest: Path, seconds: float = 3.0, subtype: str = "PCM_24") -> Path:
+    """Write ``seconds`` of a bench-dev mixture, from 2 s on, to ``dest`` (3 s = four chunks here,
+    2 s = two, 1.5 s = one)."""
     info = sf.info(shared / "data" / "bench-dev" / clip / "mixture.flac")
-    start, stop = (int(s * info.samplerate) for s in EXCERPT_SECONDS)
+    start, stop = (int(s * info.samplerate) for s in (EXCERPT_START, EXCERPT_START + seconds))
     audio, rate = sf.read(shared / "data" / "bench-dev" / clip / "mixture.flac", start=start, stop=stop)
     dest.parent.mkdir(parents=True, exist_ok=True)
     sf.write(dest, audio, rate, subtype=subtype)
@@ -135,6 +137,7 @@ def reference(shared: Path, config: Path, harness, tmp_path_factory: pytest.Temp
     return {"mix": mix, "outcome": outcome, "folder": Path(outcome["folder"])}
 
 
+@pytest.mark.slow
 def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -230,11 +233,12 @@ def _slow_copy(src: Path, dest: Path, pieces: int = 6, pause: float = 0.3) -> No
 
 
 @pytest.mark.slow
-def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path, tmp_path: Path) -> None:
+def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path, harness: str,
+                                                     tmp_path: Path) -> None:
     inbox, out, home = tmp_path / "inbox", tmp_path / "out", tmp_path / "home"
     originals = tmp_path / "originals"
-    first = excerpt(shared, "d01", originals / "first take.wav")
-    second = excerpt(shared, "d02", originals / "second.flac", subtype="PCM_16")
+    first = excerpt(shared, "d01", originals / "first take.wav", seconds=2.0)
+    second = excerpt(shared, "d02", originals / "second.flac", seconds=2.0, subtype="PCM_16")
     broken = originals / "broken.wav"
     broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(300))
     inbox.mkdir()
@@ -272,7 +276,7 @@ def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path
     # the same content under another name: nothing new is processed
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if ".tagbox" not in p.parts}
     shutil.copy(first, inbox / "renamed copy.wav")
-    again = tagbox(*args, home=home)
+    again = tagbox(*args, home=home, api_url=harness)  # first run: embedded API; this one: the test server
     assert again.returncode == 0, again.stderr[-3000:]
     assert "watch: 1 duplicate" in again.stdout
     assert (inbox / "processed" / "renamed copy.wav").is_file()
@@ -283,7 +287,7 @@ def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path
 def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path, config: Path, harness: str,
                                                                    tmp_path: Path) -> None:
     archive, out, home = tmp_path / "archive", tmp_path / "stems", tmp_path / "home"
-    excerpt(shared, "d03", archive / "2019" / "session a" / "take1.flac", subtype="PCM_16")
+    excerpt(shared, "d03", archive / "2019" / "session a" / "take1.flac", seconds=1.5, subtype="PCM_16")
     (archive / "notes.txt").write_text("not audio")
     (archive / "2020").mkdir()
     (archive / "2020" / "bad.wav").write_bytes(b"not a wave file at all")
@@ -365,7 +369,7 @@ def test_tagbox_serve_runs_the_watch_deployment_and_stops_on_sigterm(shared: Pat
         deadline = time.monotonic() + 180
         while not any("watching" in line for line in lines) and time.monotonic() < deadline:
             time.sleep(0.1)
-        excerpt(shared, "d01", inbox / "dropped.wav")
+        excerpt(shared, "d01", inbox / "dropped.wav", seconds=1.5)
         while not (out / "dropped" / "manifest.json").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         server.send_signal(signal.SIGTERM)

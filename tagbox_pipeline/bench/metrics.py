@@ -1,6 +1,8 @@
-"""Separation metrics: scale-invariant SDR (in dB) and its improvement over the mixture."""
+"""Separation metrics: scale-invariant SDR (in dB), its improvement over the mixture, speed and memory."""
 
 from __future__ import annotations
+
+import resource
 
 import numpy as np
 
@@ -23,3 +25,13 @@ def si_sdr_improvement(estimate: np.ndarray, reference: np.ndarray, mixture: np.
 def mono(audio: np.ndarray) -> np.ndarray:
     """Mono sum of ``[channels, samples]`` (or pass 1-D through)."""
     return audio if audio.ndim == 1 else audio.sum(axis=0)
+
+
+def real_time_factor(seconds: float, audio_seconds: float, n_sources: int) -> float:
+    """Processing time per requested source relative to the audio's duration (1.0 = real time per source)."""
+    return seconds / audio_seconds / max(n_sources, 1)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

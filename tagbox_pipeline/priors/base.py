@@ -12,8 +12,9 @@ from typing import Any, Callable
 
 import torch
 
-#: Scores a batch of mono estimates ``[B, samples]`` at the chunk's rate and returns, per estimate,
-#: the log-probability of each requested source ``[B, n_sources]`` (no gradient needed for warm starts).
+#: Scores a batch of mono estimates ``[B, samples]`` at the chunk's rate and returns, per estimate and
+#: time block, the log-probability of each requested source ``[B, blocks, n_sources]`` (no gradient
+#: needed for warm starts). The number of blocks is the scorer's choice (equal blocks over the chunk).
 SourceScorer = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 
 from ..config import NMFSettings
 from ..masks import istft, stft, wiener_shares
@@ -29,7 +30,7 @@ class NMFState:
     spec: torch.Tensor  # [channels, F, T] complex STFT of every channel
     mono_spec: torch.Tensor  # [F, T] complex STFT of the mono sum
     component_masks: torch.Tensor  # [K, F, T], sum over K = 1
-    logits: torch.Tensor  # [S + 1, K] gates (last row: rest), requires grad
+    logits: torch.Tensor  # [S + 1, K, blocks] gates (last row: rest), requires grad
     samples: int
 
 
@@ -64,7 +65,7 @@ class NMFPrior(Prior):
         generator = torch.Generator().manual_seed(seed)
         w, h = kl_nmf(mono_spec.abs(), s.components, s.nmf_iterations, generator)
         component_masks = wiener_shares(w.T[:, :, None] * h[:, None, :])
-        logits = torch.zeros(n_sources + 1, s.components, device=mix.device, requires_grad=True)
+        logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device, requires_grad=True)
         return NMFState(spec, mono_spec, component_masks, logits, mix.shape[-1])
 
     def components(self, state: NMFState) -> torch.Tensor:
@@ -75,22 +76,33 @@ class NMFPrior(Prior):
     def warm_start(self, state: NMFState, score: SourceScorer) -> None:
         """Share components competitively by how each one is tagged, relative to the other components.
 
-        ``g[s, k] = (log p_k(s) − log mean_j p_j(s)) / T``; the rest row stays 0, so a component that
-        sounds less like every source than an average component goes mostly to the residual.
+        ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block b; the
+        rest row stays 0, so a component that sounds less like every source than an average
+        component (in an average block) goes mostly to the residual. The gates become time-varying
+        with as many blocks as the scorer returns.
         """
         with torch.no_grad():
-            log_p = score(self.components(state))  # [K, S]
-            relative = log_p - torch.logsumexp(log_p, dim=0, keepdim=True) + torch.log(
-                torch.tensor(float(log_p.shape[0])))
-            state.logits[:-1] = relative.T / self.settings.temperature
+            log_p = score(self.components(state))  # [K, blocks, S]
+            count = torch.tensor(float(log_p.shape[0] * log_p.shape[1]))
+            relative = log_p - torch.logsumexp(log_p.flatten(0, 1), dim=0) + torch.log(count)
+            logits = torch.zeros(state.logits.shape[0], *log_p.shape[:2], device=log_p.device)
+            logits[:-1] = relative.permute(2, 0, 1) / self.settings.temperature
+            state.logits = logits.requires_grad_(True)
 
     def parameters(self, state: NMFState) -> list[torch.Tensor]:
         return [state.logits]
 
     def masks(self, state: NMFState) -> torch.Tensor:
-        """Source masks ``[S, F, T]``, each in [0, 1], summing to at most one over sources."""
-        shares = torch.softmax(state.logits, dim=0)[:-1]
-        return torch.einsum("sk,kft->sft", shares, state.component_masks)
+        """Source masks ``[S, F, T]``, each in [0, 1], summing to at most one over sources.
+
+        Block gates are interpolated linearly to STFT frames (block centres evenly spread).
+        """
+        shares = torch.softmax(state.logits, dim=0)[:-1]  # [S, K, blocks]
+        frames = state.component_masks.shape[-1]
+        if shares.shape[-1] == 1:
+            return torch.einsum("sk,kft->sft", shares[..., 0], state.component_masks)
+        per_frame = F.interpolate(shares, size=frames, mode="linear", align_corners=False)
+        return torch.einsum("skt,kft->sft", per_frame, state.component_masks)
 
     def estimates(self, state: NMFState) -> torch.Tensor:
         s = self.settings

@@ -16,8 +16,10 @@ from ..errors import UserError
 from ..weights import is_present, locate, verify
 from . import sota
 from .base import Tagger
+from .spectral import SpectralTagger
 
 ORIGINAL_NAMES = ("MTT_musicnn", "MTT_vgg", "MSD_musicnn", "MSD_vgg")
+DESCRIPTOR_NAMES = ("spectral",)
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class TaggerInfo:
 
 def tagger_names() -> list[str]:
     """All registered tagger names: the original musicnn models first, then the sota ones."""
-    return list(ORIGINAL_NAMES) + sorted(sota.SOTA_MODELS)
+    return list(ORIGINAL_NAMES) + sorted(sota.SOTA_MODELS) + list(DESCRIPTOR_NAMES)
 
 
 def _check(name: str) -> None:
@@ -48,6 +50,8 @@ def info(name: str) -> TaggerInfo:
     _check(name)
     if name in ORIGINAL_NAMES:
         return TaggerInfo(name, "mtat" if name.startswith("MTT") else "msd", 48000, True, "ISC (musicnn, MTG-UPF)")
+    if name in DESCRIPTOR_NAMES:
+        return TaggerInfo(name, "spectral", 48000, True, "GPL-3.0-or-later (no weights)")
     spec = sota.weight_spec(name)
     arch, dataset = name.split("-")
     return TaggerInfo(name, dataset, sota.INPUT_SAMPLES[arch], is_present(spec), spec.licence)
@@ -64,6 +68,8 @@ def _load(name: str, device: str) -> Tagger:
         from .musicnn_tf import load_original
 
         return load_original(name, device)
+    if name in DESCRIPTOR_NAMES:
+        return SpectralTagger().to(device).freeze()
     return sota.load_sota(name, device)
 
 
@@ -81,6 +87,8 @@ def get_tagger(name: str, device: str | torch.device = "cpu") -> Tagger:
 def weights_digest(name: str) -> str:
     """sha256 of the weights file a tagger loads (for the original models: the wheel's checkpoint data)."""
     _check(name)
+    if name in DESCRIPTOR_NAMES:
+        return "none (no weights)"
     if name in ORIGINAL_NAMES:
         import importlib.util
         from pathlib import Path

@@ -1,7 +1,8 @@
 """Source vocabulary: plain source names -> the tags of each tagger dataset that describe them.
 
 Datasets: ``mtat`` (MagnaTagATune top 50; the original musicnn MTT models use the same list),
-``msd`` (Million Song Dataset top 50) and ``jamendo`` (MTG-Jamendo top 50). A source with no tag in a
+``msd`` (Million Song Dataset top 50), ``jamendo`` (MTG-Jamendo top 50) and ``spectral`` (the
+weight-free descriptor tagger of :mod:`.spectral`, for sources such as bass that MTAT/MSD lack). A source with no tag in a
 dataset maps to an empty list there, so the engine can skip that tagger for it. Raw tag names of
 any dataset are accepted as source names too.
 """
@@ -15,7 +16,7 @@ from importlib import resources
 
 from ..errors import UserError
 
-DATASETS = ("mtat", "msd", "jamendo")
+DATASETS = ("mtat", "msd", "jamendo", "spectral")
 
 J = "instrument---"
 #: source name -> {dataset: tags}. Guided by the tags the bench-dev authors assigned per source.
@@ -25,7 +26,7 @@ _SOURCES: dict[str, dict[str, list[str]]] = {
     "guitar": {"mtat": ["guitar"], "msd": ["guitar"], "jamendo": [J + "guitar", J + "acousticguitar", J + "electricguitar"]},
     "acoustic guitar": {"msd": ["acoustic", "guitar"], "mtat": ["guitar"], "jamendo": [J + "acousticguitar"]},
     "electric guitar": {"mtat": ["guitar"], "jamendo": [J + "electricguitar"]},
-    "bass": {"jamendo": [J + "bass"]},
+    "bass": {"jamendo": [J + "bass"], "spectral": ["low"]},
     "vocals": {"mtat": ["vocal", "vocals", "singing", "voice"], "jamendo": [J + "voice"]},
     "female vocals": {"mtat": ["female", "female vocal", "female voice", "woman"], "msd": ["female vocalists", "female vocalist"], "jamendo": [J + "voice"]},
     "male vocals": {"mtat": ["male", "male vocal", "male voice", "man"], "msd": ["male vocalists"], "jamendo": [J + "voice"]},

@@ -74,7 +74,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     row = row or MatrixRow(case=item.name)
     entry = asdict(row) | {"test": item.nodeid, "outcome": report.outcome, "seconds": round(report.duration, 1)}
     if report.skipped:
-        entry["observed"] = f"skipped: {report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr}"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        entry["observed"] = "skipped: " + reason.removeprefix("Skipped: ")
     elif report.failed and not row.observed:
         entry["observed"] = str(report.longrepr).strip().splitlines()[-1][:300]
     with open(target, "a", encoding="utf-8") as handle:

@@ -1,0 +1,101 @@
+"""Load: 100 short files dropped into a watched inbox within one second, each processed exactly once.
+
+A real `tagbox watch` (long-running, as in production) is started first; 100 distinct 1 s excerpts
+of the bench-dev mixtures are then renamed into its inbox within one second (renames within one
+file system: each file appears whole, as a finished copy would). The run uses the cheapest
+settings (steps 0 = the prior's warm start only, one tagger, one chunk per file). Checked: ledger
+rows, stem folders, moved inputs and "stems in" log lines all count 100, no ledger row was
+attempted twice, no partial output, and the watcher's memory stays bounded (peak RSS of its
+process tree recorded; no growth with the number of files handled).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from faultkit import (SOURCES, Sampler, excerpt, ledger_rows, partial_outputs, sha256_file, start_cli, write_toml,
+                      FAST_TOML)
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+FILES = 100
+#: the cheapest settings: warm start only, one tagger, one 3 s window per 1 s file, quick intake
+LOAD_TOML = FAST_TOML.replace("steps = 1", "steps = 0").replace("stable_seconds = 1.0", "stable_seconds = 0.5")
+#: peak RSS of the watcher's process tree must stay below this (bytes)
+PEAK_RSS_LIMIT = 2 << 30
+#: RSS may grow at most this much (bytes) between the first 20 and the last 20 files handled
+RSS_GROWTH_LIMIT = 200 << 20
+
+
+def _sources(shared: Path) -> list[tuple[str, float]]:
+    """100 distinct (clip, start in s) pairs: 8 clips × start every 0.5 s."""
+    return [(f"d0{clip}", start / 2) for start in range(18) for clip in range(1, 9)][:FILES]
+
+
+def test_hundred_files_dropped_within_a_second(shared: Path, prefect_server, tmp_path: Path, matrix) -> None:
+    matrix.describe(f"load: {FILES} files (1 s each) dropped within 1 s into a watched inbox",
+                    f"each processed exactly once: {FILES} ledger rows (1 attempt), {FILES} stem folders, "
+                    f"{FILES} moved inputs; bounded memory")
+    inbox, out, ready = tmp_path / "inbox", tmp_path / "out", tmp_path / "ready"
+    inbox.mkdir()
+    hashes = {}
+    for i, (clip, start) in enumerate(_sources(shared)):
+        path = excerpt(shared, clip, ready / f"take{i:03d}.wav", start_s=start, seconds=1.0, subtype="PCM_16")
+        hashes[path.name] = sha256_file(path)
+    assert len(set(hashes.values())) == FILES, "the excerpts must be distinct content"
+    config = write_toml(tmp_path / "load.toml", LOAD_TOML)
+
+    watcher = start_cli(["watch", str(inbox), "--out", str(out), "--sources", SOURCES, "--config", str(config)],
+                        tmp_path / "home", prefect_server.url)
+    sampler = Sampler(watcher.process.pid, period=0.5)
+    marks: dict[str, float] = {}
+    try:
+        with sampler.running():
+            watcher.wait_for(r"watching .*inbox")
+            started = time.monotonic()
+            for name in sorted(hashes):
+                os.rename(ready / name, inbox / name)
+            drop_seconds = time.monotonic() - started
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline and watcher.process.poll() is None:
+                done = len(re.findall(r"tagbox - .*: stems in ", watcher.log()))
+                if done >= 20 and "first20" not in marks:
+                    marks["first20"] = sampler.rss[-1][1] if sampler.rss else 0
+                if done >= FILES:
+                    break
+                time.sleep(0.5)
+            elapsed = time.monotonic() - started
+            time.sleep(1.0)  # the last file's move and ledger row
+            marks["end"] = sampler.rss[-1][1] if sampler.rss else 0
+    finally:
+        code = watcher.interrupt()
+
+    rows = ledger_rows(out)
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    moved = sorted(p.name for p in (inbox / "processed").iterdir()) if (inbox / "processed").is_dir() else []
+    logged = re.findall(r"tagbox - (.*): stems in ", watcher.log())
+    modified = sum(sha256_file(inbox / "processed" / name) != sha for name, sha in hashes.items()
+                   if (inbox / "processed" / name).exists())
+    problems = partial_outputs(out)
+    growth = marks.get("end", 0) - marks.get("first20", 0)
+    matrix.observe(f"dropped in {drop_seconds:.2f} s; {len(logged)} processed in {elapsed:.0f} s "
+                   f"({elapsed / max(1, len(logged)):.2f} s/file, contended machine); ledger rows {len(rows)} "
+                   f"(max attempts {max((r['attempts'] for r in rows), default=0)}), folders {len(folders)}, "
+                   f"moved {len(moved)}; peak RSS {sampler.peak_rss / 2**20:.0f} MiB, growth after 20 files "
+                   f"{growth / 2**20:+.0f} MiB; exit on Ctrl-C {code}",
+                   inputs_modified=modified, partial_outputs=len(problems),
+                   lost_files=len(set(hashes) - set(moved) - set(os.listdir(inbox))))
+    assert drop_seconds < 1.0, f"the drop took {drop_seconds:.2f} s"
+    assert len(logged) == FILES and len(set(logged)) == FILES, watcher.log()[-3000:]
+    assert moved == sorted(hashes), "every input moved to processed/ once, under its own name"
+    assert len(rows) == FILES and all(r["status"] == "done" and r["attempts"] == 1 for r in rows)
+    assert folders == sorted(name[:-4] for name in hashes)
+    assert not modified and not problems, problems
+    assert code in (0, 130), watcher.log()[-3000:]
+    assert sampler.peak_rss < PEAK_RSS_LIMIT
+    assert growth < RSS_GROWTH_LIMIT, f"memory grew by {growth / 2**20:.0f} MiB over {FILES - 20} files"

@@ -1,0 +1,131 @@
+"""Security: what the project listens on, where it writes, and how it loads weights.
+
+* `tagbox serve` (its ephemeral Prefect server, the served watch run, a Dask LocalCluster with
+  ``--dask``) listens on loopback only: the listening sockets of its whole process tree are sampled
+  with psutil while it separates a dropped file.
+* `tagbox sweep` over an archive holding symlinks that lead outside it (a linked folder and a linked
+  file) and odd names writes only under OUT, leaves the archive byte-for-byte unchanged and never
+  processes what the links point to.
+* Jukebox weights are loaded without running pickled code: a checkpoint whose ``__reduce__`` writes
+  a marker file is refused by the checkpoint loader and by the CLI (``--prior jukebox --weights``),
+  and the marker never appears. (The tagger path, ``weights.load_state_dict``, is in
+  test_faults_config.py.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from faultkit import (SOURCES, Sampler, changes, copy_in, evil_pickle, excerpt, is_loopback, partial_outputs,
+                      run_cli, sha256_file, snapshot, start_cli)
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.mark.slow
+def test_serve_listens_on_loopback_only(shared: Path, fast_toml: Path, tmp_path: Path, matrix) -> None:
+    matrix.describe("security: sockets of `tagbox serve --dask` (ephemeral Prefect server, served runs, Dask)",
+                    "every listening socket on 127.0.0.1/::1 while a dropped file is separated")
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    song = excerpt(shared, "d03", tmp_path / "originals" / "served.wav", seconds=2.0)
+    server = start_cli(["serve", "--inbox", str(inbox), "--out", str(out), "--sources", SOURCES, "--config",
+                        str(fast_toml), "--dask", "--dask-workers", "1"], tmp_path / "home")
+    sampler = Sampler(server.process.pid, period=0.3)
+    done = False
+    try:
+        with sampler.running():
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and server.process.poll() is None and not done:
+                if not (inbox / song.name).exists() and not (inbox / "processed" / song.name).exists() \
+                        and any("watching" in line for line in server.lines):
+                    copy_in(song, inbox)
+                done = (out / "served" / "manifest.json").exists()
+                time.sleep(0.3)
+            time.sleep(1.0)  # one more sample with everything up
+    finally:
+        code = server.interrupt(timeout=60)
+    sockets = sorted(sampler.sockets)
+    exposed = [s for s in sockets if not is_loopback(s[0])]
+    names = sorted({s[2] for s in sockets})
+    matrix.observe(f"{len(sockets)} listening socket(s) from {names}; exposed: {exposed}; file separated: {done}; "
+                   f"exit on Ctrl-C {code}")
+    assert done, server.log()[-3000:]
+    assert sockets and not exposed, sockets
+
+
+def test_sweep_writes_only_under_out_and_never_follows_links(shared: Path, fast_toml: Path, prefect_server,
+                                                            tmp_path: Path, matrix) -> None:
+    matrix.describe("security: sweep over an archive with symlinks leading outside and odd names",
+                    "writes only under OUT; archive and link targets unchanged; link targets not processed")
+    archive, out, outside = tmp_path / "archive", tmp_path / "out", tmp_path / "outside"
+    excerpt(shared, "d04", archive / "2021" / "Ñandú sessions" / "take 'one'.wav", seconds=2.0)
+    excerpt(shared, "d05", outside / "private" / "secret.wav", seconds=2.0)
+    (archive / "2021" / "linked folder").symlink_to(outside / "private", target_is_directory=True)
+    (archive / "linked file.wav").symlink_to(outside / "private" / "secret.wav")
+    before = snapshot(tmp_path)
+    result = run_cli(["sweep", str(archive), "--out", str(out), "--sources", SOURCES, "--config", str(fast_toml)],
+                     tmp_path.parent / f"{tmp_path.name}-home", prefect_server.url)
+    changed = changes(before, snapshot(tmp_path))
+    stray = sorted(p for p in changed if not p.startswith("out"))
+    report = json.loads((out / "sweep-report.json").read_text()) if (out / "sweep-report.json").exists() else {}
+    processed = [Path(entry["path"]).name for entry in report.get("processed", [])]
+    problems = partial_outputs(out)
+    matrix.observe(f"exit {result.returncode}; processed {processed}; {len(stray)} change(s) outside OUT",
+                   partial_outputs=len(problems) + len(stray))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert processed == ["take 'one'.wav"], report
+    assert not stray, stray
+    assert (out / "2021" / "Ñandú sessions" / "take 'one'" / "manifest.json").is_file()
+    assert not problems, problems
+
+
+def _jukebox_loader():
+    """The Jukebox checkpoint loader (``priors/jukebox/checkpoint.py``): its function that reads a checkpoint file."""
+    try:
+        module = importlib.import_module("tagbox_pipeline.priors.jukebox.checkpoint")
+    except ModuleNotFoundError as exc:
+        pytest.skip(f"the Jukebox checkpoint loader has not landed ({exc})")
+    for name in ("load_checkpoint", "load_vqvae_state", "load_state", "read_checkpoint", "load"):
+        if callable(getattr(module, name, None)):
+            return getattr(module, name)
+    pytest.fail(f"no checkpoint-loading function found in {module.__name__}: {dir(module)}")
+
+
+def test_jukebox_checkpoint_loader_refuses_pickled_code(tmp_path: Path, matrix) -> None:
+    from tagbox_pipeline.errors import WeightsError
+
+    matrix.describe("pickle carrying code -> Jukebox checkpoint loader", "WeightsError naming the file; marker "
+                                                                        "file not created")
+    load = _jukebox_loader()
+    marker = tmp_path / "PWNED"
+    evil = evil_pickle(tmp_path / "vqvae.pth.tar", marker)
+    with pytest.raises(WeightsError) as caught:
+        load(evil)
+    matrix.observe(f"{type(caught.value).__name__}: {caught.value}"[:300] + f"; marker exists: {marker.exists()}")
+    assert str(evil) in str(caught.value) and not marker.exists()
+
+
+def test_cli_refuses_jukebox_weights_carrying_code(shared: Path, fast_toml: Path, tmp_path: Path, matrix) -> None:
+    matrix.describe("pickle carrying code -> `tagbox separate --prior jukebox --weights`",
+                    "exit 2, one line naming the weights file; marker not created; nothing written")
+    _jukebox_loader()
+    song = excerpt(shared, "d01", tmp_path / "in" / "song.wav", seconds=2.0)
+    sha = sha256_file(song)
+    marker = tmp_path / "PWNED"
+    evil = evil_pickle(tmp_path / "vqvae.pth.tar", marker)
+    result = run_cli(["separate", str(song), "--out", str(tmp_path / "out"), "--sources", SOURCES, "--config",
+                      str(fast_toml), "--prior", "jukebox", "--device", "cpu", "--weights", str(evil)],
+                     tmp_path / "home")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    outputs = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
+    matrix.observe(f"exit {result.returncode}: {lines[-1] if lines else ''}"[:300] + f"; marker: {marker.exists()}",
+                   inputs_modified=int(sha256_file(song) != sha), partial_outputs=len(outputs))
+    assert not marker.exists(), "unpickling ran the payload"
+    assert result.returncode == 2 and len(lines) == 1 and str(evil) in lines[0], result.stderr[-3000:]
+    assert sha256_file(song) == sha and not outputs

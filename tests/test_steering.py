@@ -1,0 +1,100 @@
+"""The default prior and steering on real rendered audio (bench-dev excerpts)."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tagbox_pipeline import steering
+from tagbox_pipeline.config import load_settings
+from tagbox_pipeline.errors import UserError
+from tagbox_pipeline.priors.nmf import NMFPrior
+
+SECONDS = 6
+
+
+@pytest.fixture(scope="module")
+def clip(shared):
+    """The first 6 s of bench-dev d01 (piano + drums): mixture and stems as float32 [ch, n]."""
+    folder = shared / "data" / "bench-dev" / "d01"
+    read = lambda name: sf.read(folder / f"{name}.flac", dtype="float32", frames=SECONDS * 44100)[0].T.copy()
+    return {name: read(name) for name in ("mixture", "piano", "drums")}
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(overrides={"steps": 0})
+
+
+@pytest.fixture(scope="module")
+def models(settings):
+    return steering.load_models(settings, "cpu")
+
+
+def run(clip, sources, settings, models, seed=0, audio="mixture"):
+    return steering.separate_chunk(torch.from_numpy(clip[audio]), 44100, sources, settings, models, seed)
+
+
+def test_masks_compete_and_stems_never_exceed_the_mix(clip, models):
+    prior = NMFPrior(load_settings().nmf)
+    state = prior.fit(torch.from_numpy(clip["mixture"]), 44100, 2, seed=0)
+    with torch.no_grad():
+        state.logits.normal_()
+    masks = prior.masks(state)
+    assert masks.min() >= 0 and masks.sum(dim=0).max() <= 1 + 1e-5
+    stems = prior.stems(state)
+    assert stems.shape == (2, 2, SECONDS * 44100)
+    # the sources' share plus the rest share rebuild the mixture
+    rest = torch.from_numpy(clip["mixture"]) - stems.sum(dim=0)
+    all_masks_sum = state.component_masks.sum(dim=0)
+    assert torch.allclose(all_masks_sum, torch.ones_like(all_masks_sum), atol=1e-4)
+    assert rest.pow(2).sum() < torch.from_numpy(clip["mixture"]).pow(2).sum()
+
+
+def test_same_seed_same_stems_and_report(clip, settings, models):
+    first, second = run(clip, ["piano", "drums"], settings, models), run(clip, ["piano", "drums"], settings, models)
+    assert torch.equal(first.stems, second.stems)
+    assert first.report["piano"]["tags"] == second.report["piano"]["tags"]
+
+
+def test_each_stem_is_closer_to_its_source_than_the_mixture(clip, settings, models):
+    from tagbox_pipeline.bench.metrics import si_sdr_improvement
+
+    result = run(clip, ["piano", "drums"], settings, models)
+    for index, name in enumerate(["piano", "drums"]):
+        gain = si_sdr_improvement(result.stems[index].numpy().sum(0), clip[name].sum(0), clip["mixture"].sum(0))
+        assert gain > 1.0, (name, gain)
+
+
+def test_weights_do_not_change_during_steering(clip, models):
+    stepped = load_settings(overrides={"steps": 2})
+    before = [{k: v.clone() for k, v in t.state_dict().items()} for t in models.taggers]
+    result = run(clip, ["piano", "drums"], stepped, models)
+    assert torch.isfinite(result.stems).all()
+    for tagger, saved in zip(models.taggers, before):
+        assert all(torch.equal(saved[k], v) for k, v in tagger.state_dict().items())
+        assert not any(p.requires_grad for p in tagger.parameters())
+
+
+def test_source_absent_from_the_mix_gets_a_quiet_stem(clip, settings, models):
+    result = run(clip, ["piano", "drums"], settings, models, audio="drums")
+    piano, drums = (result.stems[i].pow(2).sum().item() for i in range(2))
+    assert piano < 0.25 * drums, (piano, drums)
+
+
+def test_silence_gives_silent_stems(settings, models):
+    result = steering.separate_chunk(torch.zeros(2, 44100), 44100, ["piano"], settings, models, 0)
+    assert result.stems.abs().max() == 0
+
+
+def test_short_and_mono_chunks_work(clip, settings, models):
+    short = torch.from_numpy(clip["mixture"][:1, :8820])  # 0.2 s, mono
+    result = steering.separate_chunk(short, 44100, ["piano", "drums"], settings, models, 0)
+    assert result.stems.shape == (2, 1, 8820) and torch.isfinite(result.stems).all()
+
+
+def test_unknown_and_untaggable_sources_are_user_errors(clip, settings, models):
+    with pytest.raises(UserError, match="unknown source"):
+        run(clip, ["pianno"], settings, models)
+    with pytest.raises(UserError, match="no chosen tagger has a tag for source 'organ'"):
+        run(clip, ["organ"], settings, models)
