@@ -1,101 +1,153 @@
-"""Render the bundled demo example (provenance script; the rendered files are committed).
+"""Render the bundled audio (test fixtures and the demo example) from a public-domain score.
 
-Music: the "Ode to Joy" theme from Beethoven's Symphony No. 9 (1824, public domain), arranged here
-as a melody with triads (piano), a root-note bass line (GM fingered bass) and a rock groove (GM
-drums), 4 bars at 112 bpm. Rendered part by part with FluidSynth and the FluidR3_GM soundfont (MIT
-licence), so the true stems are known and the mixture is exactly their sum.
+Provenance script, run once by a developer; its outputs are committed, so neither tests nor users
+need it. Needs fluidsynth with the FluidR3_GM soundfont (MIT) and the music21 corpus::
 
-Needs: ``apt-get install fluidsynth fluid-soundfont-gm`` and ``pip install mido`` (script-only
-dependencies, not the project's). Writes ``examples/demo/mixture.flac`` and
-``examples/demo/stems/<source>.flac``: mono, 22.05 kHz, 16-bit (kept under 1 MB together).
+    apt-get install -y fluidsynth fluid-soundfont-gm
+    python3 -m venv /tmp/render && /tmp/render/bin/pip install music21 soundfile soxr numpy
+    /tmp/render/bin/python scripts/render_examples.py
 
-Usage: ``python scripts/render_examples.py [--soundfont PATH]``
+Score: J. S. Bach, chorale BWV 66.6 (four-part harmonisation, music21 corpus, public domain) at
+96 bpm. Drums are a rock groove programmed here (kick, snare, closed hi-hat, a tom fill every fourth
+bar). Each stem is rendered alone (reverb and chorus off), so the demo mixture is exactly the sum of
+its stems as decoded.
+
+Writes:
+    tests/data/drums.flac   8 s drum loop, mono 22.05 kHz 16-bit, peak -1 dBFS
+    tests/data/piano.flac   8 s piano phrase (all four chorale voices), same format
+    examples/demo/mixture.flac + <source>.flac + manifest.json   piano + bass + drums,
+        11 s mono 22.05 kHz 16-bit, under 1 MB in all (true stems beside the mixture, where
+        scripts/demo.py looks for them)
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import subprocess
 import tempfile
 from pathlib import Path
 
-import mido
 import numpy as np
 import soundfile as sf
+import soxr
+from music21 import corpus, instrument, midi, note, stream, tempo
 
-RATE = 22050
-BPM = 112
-TICKS = 480  # per quarter note
-OUT = Path(__file__).resolve().parents[1] / "examples" / "demo"
-
-C, D, E, F, G = 60, 62, 64, 65, 67
-#: (pitch, length in quarters) of the theme, 4 bars
-MELODY = [(E, 1), (E, 1), (F, 1), (G, 1), (G, 1), (F, 1), (E, 1), (D, 1),
-          (C, 1), (C, 1), (D, 1), (E, 1), (E, 1.5), (D, 0.5), (D, 2)]
-CHORDS = [(48, 52, 55), (43, 47, 50), (48, 52, 55), (43, 47, 50)]  # C G C G, one per bar
-BASS_ROOTS = [36, 31, 36, 31]
-
-
-def _track(notes: list[tuple[float, float, int, int]], channel: int, program: int | None) -> mido.MidiFile:
-    """A one-track MIDI file from (start quarter, length quarters, pitch, velocity) notes."""
-    midi = mido.MidiFile(ticks_per_beat=TICKS)
-    track = mido.MidiTrack()
-    midi.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(BPM)))
-    if program is not None:
-        track.append(mido.Message("program_change", channel=channel, program=program))
-    events = []
-    for start, length, pitch, velocity in notes:
-        events.append((round(start * TICKS), 1, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)))
-        events.append((round((start + length) * TICKS), 0, mido.Message("note_off", channel=channel, note=pitch)))
-    now = 0
-    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(message.copy(time=tick - now))
-        now = tick
-    return midi
+REPO = Path(__file__).resolve().parent.parent
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+PIECE = "bach/bwv66.6"
+BPM = 96
+RENDER_RATE = 44100
+RATE = 22050  # at 44.1 kHz the mixture plus its three stems would not fit in DEMO_MAX_BYTES
+DEMO_SECONDS = 11.0
+DEMO_MAX_BYTES = 1_000_000
+FIXTURE_SECONDS = 8.0
 
 
-def parts() -> dict[str, mido.MidiFile]:
-    """The three parts of the arrangement."""
-    melody, start = [], 0.0
-    for pitch, length in MELODY:
-        melody.append((start, length, pitch, 96))
-        start += length
-    piano = melody + [(bar * 4 + beat, 1, p, 64) for bar, chord in enumerate(CHORDS) for beat in (0, 2) for p in chord]
-    bass = [(bar * 4 + beat, 0.9, root, 100) for bar, root in enumerate(BASS_ROOTS) for beat in range(4)]
-    drums = [(i * 0.5, 0.25, 42, 70) for i in range(32)]  # closed hi-hat eighths
-    drums += [(bar * 4 + beat, 0.5, 36, 110) for bar in range(4) for beat in (0, 2)]  # kick
-    drums += [(bar * 4 + beat, 0.5, 38, 100) for bar in range(4) for beat in (1, 3)]  # snare
-    return {"piano": _track(piano, 0, 0), "bass": _track(bass, 1, 33), "drums": _track(drums, 9, None)}
+def chorale(program: int, octave_shift: int, parts: list[int]) -> stream.Score:
+    """The chorale's ``parts`` on GM ``program``, transposed by ``octave_shift`` octaves."""
+    score = corpus.parse(PIECE)
+    out = stream.Score()
+    for index in parts:
+        part = score.parts[index].flatten().notesAndRests.stream()
+        part = part.transpose(12 * octave_shift) if octave_shift else part
+        voice = stream.Part()
+        voice.insert(0, instrument.instrumentFromMidiProgram(program))
+        voice.insert(0, tempo.MetronomeMark(number=BPM))
+        for element in part:
+            voice.insert(element.offset, element)
+        out.insert(0, voice)
+    return out
 
 
-def render(midi: mido.MidiFile, soundfont: Path, folder: Path, name: str) -> np.ndarray:
-    """Render one part with FluidSynth (reverb and chorus off) to mono float64 at :data:`RATE`."""
-    mid, wav = folder / f"{name}.mid", folder / f"{name}.wav"
-    midi.save(mid)
-    subprocess.run(["fluidsynth", "-ni", "-R", "0", "-C", "0", "-g", "0.5", "-r", str(RATE), "-F", str(wav),
-                    str(soundfont), str(mid)], check=True, capture_output=True)
-    audio, _ = sf.read(wav, dtype="float64", always_2d=True)
-    return audio.mean(axis=1)
+def drum_groove(bars: int) -> stream.Score:
+    """Kick on 1 and 3, snare on 2 and 4, closed hi-hat eighths, a tom fill in every fourth bar."""
+    part = stream.Part()
+    part.insert(0, tempo.MetronomeMark(number=BPM))
+    for bar in range(bars):
+        for eighth in range(8):
+            fill = bar % 4 == 3 and eighth >= 4
+            hits = [(45 + 3 * ((eighth - 4) // 2), 100)] if fill else [(42, 70)]
+            if eighth in (0, 4):
+                hits.append((36, 110))
+            if eighth in (2, 6) and not fill:
+                hits.append((38, 105))
+            for pitch, velocity in hits:
+                hit = note.Note(pitch, quarterLength=0.5)
+                hit.volume.velocity = velocity
+                part.insert(4.0 * bar + 0.5 * eighth, hit)
+    score = stream.Score()
+    score.insert(0, part)
+    return score
+
+
+def render(score: stream.Score, drums: bool, seconds: float, work: Path) -> np.ndarray:
+    """Render ``score`` with fluidsynth (reverb/chorus off) to ``seconds`` s of mono float64 at :data:`RATE`."""
+    path_mid, path_wav = work / "score.mid", work / "score.wav"
+    smf = midi.translate.streamToMidiFile(score)
+    if drums:  # General MIDI percussion lives on channel 10
+        for track in smf.tracks:
+            for event in track.events:
+                if event.channel is not None:
+                    event.channel = 10
+    smf.open(str(path_mid), "wb")
+    smf.write()
+    smf.close()
+    subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.6", "-r", str(RENDER_RATE),
+                    "-F", str(path_wav), str(SOUNDFONT), str(path_mid)], check=True)
+    audio = sf.read(path_wav, dtype="float64", always_2d=True)[0].mean(axis=1)
+    audio = soxr.resample(audio, RENDER_RATE, RATE, quality="HQ")[: int(seconds * RATE)]
+    fade = int(0.05 * RATE)
+    audio[-fade:] *= np.linspace(1.0, 0.0, fade)
+    return audio
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """Round to 16-bit integers (raises if it would clip)."""
+    scaled = np.round(audio * 32767)
+    assert np.abs(scaled).max() <= 32767, "would clip"
+    return scaled.astype(np.int16)
+
+
+def peak_db(audio: np.ndarray, dbfs: float) -> np.ndarray:
+    """``audio`` scaled to peak at ``dbfs`` dB."""
+    return audio * 10 ** (dbfs / 20) / np.abs(audio).max()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--soundfont", type=Path, default=Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"))
-    args = parser.parse_args()
-    seconds = 4 * 4 * 60 / BPM
+    """Render the fixtures and the demo example into the repository."""
+    fixtures, demo = REPO / "tests" / "data", REPO / "examples" / "demo"
+    fixtures.mkdir(parents=True, exist_ok=True)
+    demo.mkdir(parents=True, exist_ok=True)
+    bars = int(np.ceil(DEMO_SECONDS * BPM / 60 / 4)) + 1
     with tempfile.TemporaryDirectory() as tmp:
-        stems = {name: render(midi, args.soundfont, Path(tmp), name) for name, midi in parts().items()}
-    length = int(seconds * RATE)
-    stems = {name: np.pad(a, (0, max(0, length - len(a))))[:length] for name, a in stems.items()}
-    scale = 10 ** (-1 / 20) / np.abs(sum(stems.values())).max()  # mixture peaks at -1 dBFS
-    quantised = {name: np.round(a * scale * 32767).astype(np.int16) for name, a in stems.items()}
-    (OUT / "stems").mkdir(parents=True, exist_ok=True)
-    for name, pcm in quantised.items():
-        sf.write(OUT / "stems" / f"{name}.flac", pcm, RATE, subtype="PCM_16")
-    mixture = sum(pcm.astype(np.int32) for pcm in quantised.values())
-    sf.write(OUT / "mixture.flac", mixture.astype(np.int16), RATE, subtype="PCM_16")
-    print(f"wrote {OUT} ({seconds:.1f} s, {RATE} Hz mono)")
+        work = Path(tmp)
+        stems = {
+            "piano": render(chorale(0, 0, [0, 1, 2, 3]), False, DEMO_SECONDS, work),
+            "bass": render(chorale(33, -1, [3]), False, DEMO_SECONDS, work),
+            "drums": render(drum_groove(bars), True, DEMO_SECONDS, work),
+        }
+    for name in ("drums", "piano"):
+        sf.write(fixtures / f"{name}.flac", to_int16(peak_db(stems[name][: int(FIXTURE_SECONDS * RATE)], -1.0)),
+                 RATE, subtype="PCM_16")
+
+    levels = {"piano": -20.0, "bass": -23.0, "drums": -20.0}  # dB RMS before the common mix gain
+    stems = {name: audio * 10 ** (levels[name] / 20) / np.sqrt(np.mean(audio**2)) for name, audio in stems.items()}
+    gain = 10 ** (-1 / 20) / np.abs(sum(stems.values())).max()  # mix peaks at -1 dBFS
+    quantised = {name: to_int16(audio * gain) for name, audio in stems.items()}
+    mixture = np.sum([q.astype(np.int32) for q in quantised.values()], axis=0)
+    for name, samples in quantised.items():
+        sf.write(demo / f"{name}.flac", samples, RATE, subtype="PCM_16")
+    sf.write(demo / "mixture.flac", to_int16(mixture / 32767), RATE, subtype="PCM_16")
+    manifest = {
+        "piece": PIECE, "bpm": BPM, "seconds": DEMO_SECONDS, "sample_rate": RATE, "channels": 1,
+        "soundfont": "FluidR3_GM (fluid-soundfont-gm, MIT)", "mixture_equals_sum_of_stems": True,
+        "sources": [{"name": "piano", "gm_program": 0}, {"name": "bass", "gm_program": 33},
+                    {"name": "drums", "gm_program": None}],
+    }
+    (demo / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    total = sum(path.stat().st_size for path in demo.iterdir())
+    assert total <= DEMO_MAX_BYTES, f"demo example is {total} bytes, over {DEMO_MAX_BYTES}"
+    print(f"wrote {fixtures} and {demo} ({total} bytes)")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ class Settings(Section):
     """Everything that changes what the pipeline produces (plus a few run-time knobs)."""
 
     prior: Literal["nmf", "jukebox"] = "nmf"
-    taggers: list[str] = Field(default_factory=lambda: ["MTT_musicnn"], description="tagger names (see `tagbox taggers`)")
+    taggers: list[str] = Field(
+        default_factory=lambda: ["MTT_musicnn", "spectral"], description="tagger names (see `tagbox taggers`)"
+    )
     steps: int = Field(0, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start only)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,10 +1,18 @@
 """`tagbox taggers` and `tagbox tag` in real subprocesses."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+import soxr
+import torch
+
+DATA = Path(__file__).parent / "data"
 
 
 def tagbox(*args, **kwargs):
@@ -20,7 +28,7 @@ def test_taggers_lists_all_twelve():
 
 
 def test_tag_json_shape(shared):
-    result = tagbox("tag", shared / "data" / "bench-dev" / "d01" / "drums.flac", "--tagger", "fcn-mtat", "--json")
+    result = tagbox("tag", DATA / "drums.flac", "--tagger", "fcn-mtat", "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert set(out) == {"file", "tagger", "sample_rate", "tags", "taggram", "mean"}
@@ -29,7 +37,7 @@ def test_tag_json_shape(shared):
 
 
 def test_tag_top_k_prints_k_lines(shared):
-    result = tagbox("tag", shared / "data" / "bench-dev" / "d01" / "piano.flac", "--tagger", "musicnn-mtat", "--top", "3")
+    result = tagbox("tag", DATA / "piano.flac", "--tagger", "musicnn-mtat", "--top", "3")
     assert result.returncode == 0 and len(result.stdout.strip().splitlines()) == 3
     assert "piano" in result.stdout
 
@@ -47,6 +55,34 @@ def test_bad_files_exit_2_with_one_line(tmp_path, make, cause):
     assert len(lines) == 1 and str(path) in lines[0] and cause in lines[0] and "Traceback" not in result.stderr
 
 
-def test_unknown_tagger_exits_2(shared):
-    result = tagbox("tag", shared / "data" / "bench-dev" / "d01" / "piano.flac", "--tagger", "fcn-mtatt")
+def test_unknown_tagger_exits_2():
+    result = tagbox("tag", DATA / "piano.flac", "--tagger", "fcn-mtatt")
     assert result.returncode == 2 and "did you mean fcn-mtat" in result.stderr
+
+
+def test_16k_input_is_tagged_as_is(shared, tmp_path):
+    """A 16 kHz file is not resampled: the JSON taggram equals the tagger on the file's samples."""
+    from tagbox_pipeline.taggers.registry import get_tagger
+
+    audio, rate = sf.read(DATA / "drums.flac", dtype="float32")
+    audio = soxr.resample(audio, rate, 16000).astype(np.float32)[:16000 * 4]
+    path = tmp_path / "drums16k.wav"
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    result = tagbox("tag", path, "--tagger", "musicnn-mtat", "--json")
+    assert result.returncode == 0, result.stderr
+    with torch.no_grad():
+        expected = get_tagger("musicnn-mtat")(torch.from_numpy(audio)[None])[0]
+    assert np.abs(np.array(json.loads(result.stdout)["taggram"]) - expected.numpy()).max() < 1e-5
+
+
+def test_missing_weights_exit_2_naming_where_it_looked(tmp_path):
+    result = tagbox("tag", DATA / "piano.flac", "--tagger", "crnn-msd",
+                    env={**os.environ, "TAGBOX_MODEL_DIR": str(tmp_path), "TAGBOX_CACHE_DIR": str(tmp_path / "c")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "msd" / "crnn" / "best_model.pth") in result.stderr and "tagbox models fetch" in result.stderr
+
+
+def test_top_must_be_positive():
+    result = tagbox("tag", DATA / "piano.flac", "--tagger", "fcn-mtat", "--top", "0")
+    assert result.returncode == 2 and "at least 1" in result.stderr

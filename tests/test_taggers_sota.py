@@ -1,5 +1,7 @@
 """The eight sota taggers: strict loading, sensible tags on rendered audio, frozen weights, gradients."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -9,15 +11,18 @@ import torch
 from tagbox_pipeline.errors import WeightsError
 from tagbox_pipeline.taggers import sota
 from tagbox_pipeline.taggers.registry import get_tagger, info
-from tagbox_pipeline.taggers.vocabulary import resolve_source, tag_indices
+from tagbox_pipeline.taggers.vocabulary import dataset_tags, resolve_source, tag_indices
 from tagbox_pipeline.weights import load_state_dict, locate
 
 
+DATA = Path(__file__).parent / "data"
+
+
 @pytest.fixture(scope="module")
-def rendered(shared):
-    """Drum and piano stems rendered with fluidsynth (bench-dev d01), mono at 16 kHz."""
+def rendered():
+    """The bundled 8 s drum loop and piano phrase (scripts/render_examples.py, fluidsynth), mono at 16 kHz."""
     def load(name):
-        audio, rate = sf.read(shared / "data" / "bench-dev" / "d01" / f"{name}.flac", dtype="float32")
+        audio, rate = sf.read(DATA / f"{name}.flac", dtype="float32", always_2d=True)
         return soxr.resample(audio.mean(axis=1), rate, 16000).astype(np.float32)
     return torch.from_numpy(np.stack([load("drums"), load("piano")]))
 
@@ -31,10 +36,24 @@ def test_loads_strictly_and_tags_drums_and_piano(name, rendered, shared):
         probs = tagger(rendered).mean(dim=1)
     for row, source in enumerate(["drums", "piano"]):
         wanted = tag_indices(resolve_source(source), tagger.tags, tagger.dataset)
-        if not wanted or tagger.dataset == "jamendo":
-            continue  # msd has neither tag; jamendo checked separately below
+        if tagger.dataset == "msd":
+            assert wanted == []  # the MSD top-50 has no drum or piano tag: nothing to check
+            continue
+        if (tagger.dataset, source) == ("jamendo", "drums"):
+            # fcn/musicnn-jamendo rank instrument---drums 11th on this isolated loop (5th on bench-dev
+            # d01) below genre tags such as electronic; the same port puts piano in the top 2, so the
+            # model, not the port, is weak here. Check the drum tags prefer the drum loop instead.
+            assert probs[0, wanted].max() > probs[1, wanted].max(), name
+            if tagger.name != "crnn-jamendo":
+                continue
         top5 = probs[row].topk(5).indices.tolist()
         assert set(top5) & set(wanted), (name, source, [tagger.tags[i] for i in top5])
+
+
+def test_jamendo_outputs_are_in_label_binarizer_order():
+    """The sota jamendo loader one-hot encodes with sklearn's LabelBinarizer: outputs are alphabetical."""
+    tags = list(dataset_tags("jamendo"))
+    assert tags == sorted(tags) and len(set(tags)) == 50
 
 
 def test_mtat_taggers_prefer_the_right_stem(rendered):

@@ -181,7 +181,7 @@ def run_engine(clips: list[Clip], settings: Settings) -> tuple[Run, float]:
             continue
         run.seconds[clip.id] = time.perf_counter() - started
         rtfs.append(real_time_factor(run.seconds[clip.id], clip.seconds, len(clip.sources)))
-        run.scores[clip.id] = score(stems.stems, clip)
+        run.scores[clip.id] = score(stems.sources, clip)
     return run, statistics.fmean(rtfs) if rtfs else float("nan")
 
 

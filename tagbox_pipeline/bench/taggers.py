@@ -79,6 +79,7 @@ def main() -> None:
             continue
         values = " | ".join(f"{fwd:.3f} | {both:.3f}" for fwd, both in cells)
         lines.append(f"| {info.name} | {info.input_samples / SAMPLE_RATE:g} | {values} |")
+        print(lines[-1], flush=True)  # progress: the table takes minutes
     torch.set_num_threads(threads_before)
     write_result("taggers", "\n".join(lines + [""] + skipped) + "\n")
 

@@ -19,9 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tag = subparsers.add_parser("tag", help="print the top tags of an audio file")
     tag.add_argument("file", type=Path, help="audio file (any rate; mixed to mono, resampled to 16 kHz)")
     tag.add_argument("--tagger", default="MTT_musicnn", help="tagger name (see `tagbox taggers`)")
-    tag.add_argument("--top", type=int, default=5, help="how many tags to print (default 5)")
+    tag.add_argument("--top", type=_positive_int, default=5, help="how many tags to print (default 5)")
     tag.add_argument("--json", action="store_true", help="print one JSON object with the whole taggram")
     tag.set_defaults(func=run_tag)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def run_list(args: argparse.Namespace) -> int:

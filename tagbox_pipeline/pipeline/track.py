@@ -122,7 +122,7 @@ def _summary_rows(sources: list[str], reports: list[dict], duration: float) -> l
     for source in sources:
         entries = [r[source] for r in reports if source in r]
         seconds = sum(float(e.get("seconds", 0.0)) for e in entries)
-        probs = [float(e["p_tag"]) for e in entries if "p_tag" in e]
+        probs = [float(e["p_tag"]) for e in entries if e.get("p_tag") is not None]  # None: silent chunk, not steered
         tags = sorted({t for e in entries for t in e.get("tags", [])})
         rows.append({"source": source, "tags": ", ".join(tags),
                      "mean p(tag)": round(sum(probs) / len(probs), 4) if probs else None,

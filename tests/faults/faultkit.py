@@ -50,8 +50,6 @@ nmf_iterations = 10
 stable_seconds = 1.0
 poll_seconds = 0.2
 """
-#: what an ignored file or folder left in the inbox looks like to the ledger: nothing
-INBOX_DIRS = ("processed", "failed")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,6 +130,7 @@ def png_file(dest: Path, width: int = 16, height: int = 8) -> Path:
 def silence(dest: Path, seconds: float = 600.0, rate: int = 16000) -> Path:
     """``seconds`` of digital silence (all-zero 16-bit mono samples), written block by block."""
     block = np.zeros(rate * 10, dtype=np.int16)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with sf.SoundFile(dest, "w", rate, 1, "PCM_16") as handle:
         for _ in range(int(seconds // 10)):
             handle.write(block)

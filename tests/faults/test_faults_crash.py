@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 #: the seed of the kill points (change it to explore others; the matrix records the ones used)
 SEED = 20261124
 RUNS = 5
-#: 6.5 s of music in 3 s windows: 3 chunks, so a kill can land between them
-TRACK_SECONDS = 6.5
+#: 3 s of music in 2 s windows: 3 chunks, so a kill can land between them
+TRACK_SECONDS = 3.0
 
 
 def _kill_points() -> list[tuple[str, int, float]]:
@@ -68,7 +68,8 @@ def track(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def crash_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_toml(tmp_path_factory.mktemp("crash-config") / "crash.toml", FAST_TOML)
+    return write_toml(tmp_path_factory.mktemp("crash-config") / "crash.toml",
+                      FAST_TOML.replace("window_seconds = 3.0", "window_seconds = 2.0"))
 
 
 @pytest.fixture(scope="module")

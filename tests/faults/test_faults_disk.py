@@ -96,7 +96,7 @@ def test_disk_full_mid_track(how: str, shared: Path, prefect_server, tmp_path: P
         big_where = next((p for p in (inbox / "failed" / big.name, inbox / big.name, inbox / "processed" / big.name)
                           if p.exists()), None)
         cause = next((line for line in reason.splitlines() if line.startswith("cause:")), "(no reason file)")
-        matrix.observe(f"big: {'quarantined' if big_failed else 'NOT quarantined'} ({cause.strip()[:160]}); "
+        matrix.observe(f"big: {'quarantined' if big_failed else 'NOT quarantined'} ({cause.strip()[:200]}); "
                        f"partial after failure: {len(problems_after_failure)}; watcher alive: {alive}; "
                        f"small processed: {small_done}; exit on Ctrl-C {code}",
                        inputs_modified=int(big_where is not None and sha256_file(big_where) != sha_big)

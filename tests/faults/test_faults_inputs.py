@@ -42,9 +42,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from faultkit import (SOURCES, Sampler, changes, empty_file, excerpt, is_loopback, nan_inf_wav, null_sum_error,
-                      partial_outputs, png_file, sha256_file, snapshot, start_cli, stem_folder_problems, text_file, truncated_flac,
-                      truncated_wav_header, write_in_pieces)
+from faultkit import (FAST_TOML, SOURCES, Sampler, changes, empty_file, excerpt, is_loopback, nan_inf_wav,
+                      null_sum_error, partial_outputs, png_file, run_cli, sha256_file, silence, snapshot, start_cli,
+                      stem_folder_problems, text_file, truncated_flac, truncated_wav_header, write_in_pieces, write_toml)
 from tagbox_pipeline.stems import track_name
 
 pytestmark = pytest.mark.faults
@@ -280,3 +280,35 @@ def test_batch_listens_only_on_loopback(batch: dict, matrix) -> None:
     matrix.observe(f"{len(sockets)} listening socket(s) seen: {sockets[:4]}; exposed: {exposed}")
     assert sockets, "the ephemeral Prefect server's socket was never seen"
     assert not exposed
+
+
+def test_ten_minutes_of_digital_silence(shared: Path, prefect_server, tmp_path: Path, matrix) -> None:
+    """10 minutes of zeros beside a good file: processed, with silent (all-zero, finite) stems of full length."""
+    matrix.describe("10 minutes of digital silence (16 kHz mono)",
+                    "processed; stems and residual all zero (no NaN), 600 s long; the good file beside it processed")
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    quiet = silence(tmp_path / "originals" / "silence_10min.wav")
+    good = excerpt(shared, "d08", tmp_path / "originals" / "beside.wav")
+    hashes = {p.name: sha256_file(p) for p in (quiet, good)}
+    inbox.mkdir()
+    for path in (quiet, good):
+        shutil.copyfile(path, inbox / path.name)
+    config = write_toml(tmp_path / "long.toml", FAST_TOML.replace("window_seconds = 3.0", "window_seconds = 60.0"))
+    result = run_cli(["watch", str(inbox), "--out", str(out), "--sources", SOURCES, "--config", str(config), "--once"],
+                     tmp_path / "home", prefect_server.url)
+    folder = out / "silence_10min"
+    peaks, frames = {}, {}
+    for wav in sorted(folder.glob("*.wav")):
+        audio, _ = sf.read(wav, dtype="float32")
+        peaks[wav.stem], frames[wav.stem] = float(abs(audio).max()), len(audio)
+    moved = {name: (inbox / "processed" / name) for name in hashes}
+    modified = sum(p.exists() and sha256_file(p) != hashes[name] for name, p in moved.items())
+    problems = partial_outputs(out)
+    matrix.observe(f"exit {result.returncode}; stem peaks {peaks}; frames {set(frames.values())}",
+                   inputs_modified=modified, partial_outputs=len(problems),
+                   lost_files=sum(not p.exists() for p in moved.values()))
+    assert result.returncode == 0 and "2 processed" in result.stdout, result.stderr[-3000:]
+    assert set(peaks) == {"piano", "drums", "residual"} and all(v == 0.0 for v in peaks.values()), peaks
+    assert set(frames.values()) == {600 * 16000}
+    assert not modified and not problems and all(p.exists() for p in moved.values())
+    assert null_sum_error(out / "beside", moved["beside.wav"]) <= NULL_SUM_TOLERANCE

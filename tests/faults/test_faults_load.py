@@ -32,7 +32,7 @@ PEAK_RSS_LIMIT = 2 << 30
 RSS_GROWTH_LIMIT = 200 << 20
 
 
-def _sources(shared: Path) -> list[tuple[str, float]]:
+def _sources() -> list[tuple[str, float]]:
     """100 distinct (clip, start in s) pairs: 8 clips × start every 0.5 s."""
     return [(f"d0{clip}", start / 2) for start in range(18) for clip in range(1, 9)][:FILES]
 
@@ -44,7 +44,7 @@ def test_hundred_files_dropped_within_a_second(shared: Path, prefect_server, tmp
     inbox, out, ready = tmp_path / "inbox", tmp_path / "out", tmp_path / "ready"
     inbox.mkdir()
     hashes = {}
-    for i, (clip, start) in enumerate(_sources(shared)):
+    for i, (clip, start) in enumerate(_sources()):
         path = excerpt(shared, clip, ready / f"take{i:03d}.wav", start_s=start, seconds=1.0, subtype="PCM_16")
         hashes[path.name] = sha256_file(path)
     assert len(set(hashes.values())) == FILES, "the excerpts must be distinct content"

@@ -1,0 +1,64 @@
+"""Issue 8 bench: named variants of the engine over bench-dev -> ``bench/results/quality.md``.
+
+Each variant is a set of settings overrides on top of the defaults, run through the product path
+(:func:`tagbox_pipeline.bench.separation.run_engine`). Bench-dev is split into a tuning part (the
+first five clips, used to choose the default) and a confirmation part (the last three, only
+reported), so a variant that wins only where it was tuned shows up as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..config import load_settings
+from ..errors import UserError
+from . import machine_line, write_result
+from .separation import THREADS, fmt, load_clips, run_engine, summary_row, table
+
+TUNE = ["d01", "d02", "d03", "d04", "d05"]
+CONFIRM = ["d06", "d07", "d08"]
+
+#: variant name -> settings overrides (dotted keys, as on the command line)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "fcn-mtat + spectral, warm start": {"taggers": ["fcn-mtat", "spectral"], "steps": 0},
+    "fcn-mtat + fcn-jamendo + spectral, warm start": {"taggers": ["fcn-mtat", "fcn-jamendo", "spectral"], "steps": 0},
+    "MTT_musicnn + MTT_vgg + spectral, warm start": {"taggers": ["MTT_musicnn", "MTT_vgg", "spectral"], "steps": 0},
+    "fcn-mtat + spectral, one gate per component": {"taggers": ["fcn-mtat", "spectral"], "steps": 0,
+                                                    "nmf.block_seconds": 0.0},
+    "fcn-mtat + spectral, K=64": {"taggers": ["fcn-mtat", "spectral"], "steps": 0, "nmf.components": 64},
+    "fcn-mtat + spectral, T=0.25": {"taggers": ["fcn-mtat", "spectral"], "steps": 0, "nmf.temperature": 0.25},
+    "fcn-mtat + spectral, 10 steps": {"taggers": ["fcn-mtat", "spectral"], "steps": 10},
+}
+
+
+def main() -> None:
+    """Run every variant over bench-dev and write the ablation table."""
+    torch.set_num_threads(THREADS)
+    clips = load_clips(ids=TUNE + CONFIRM)
+    rows, class_rows, failures = [], [], []
+    classes = sorted({s for c in clips for s in c.sources})
+    for name, overrides in VARIANTS.items():
+        try:
+            run, rtf = run_engine(clips, load_settings(overrides=overrides))
+        except UserError as exc:  # e.g. a tagger's weights are not installed here
+            failures.append(f"- {name}: not run: {exc}")
+            continue
+        rows.append([*summary_row(name, run), summary_row("", run, TUNE)[1], summary_row("", run, CONFIRM)[1],
+                     f"{rtf:.2f}"])
+        by_class = run.by_class()
+        class_rows.append([name, *(fmt(by_class.get(s, float("nan"))) for s in classes)])
+        failures += [f"- {name}, {clip}: {cause}" for clip, cause in run.failures.items()]
+    text = "\n\n".join([
+        "# Quality ablation (issue 8): bench-dev variants",
+        f"Machine: {machine_line()}. The CPU may be shared with other jobs: real-time factors are upper bounds.",
+        f"Tune clips: {', '.join(TUNE)}; confirm clips: {', '.join(CONFIRM)}. Score: SI-SDRi of the mono sum (dB); "
+        "RTF = seconds per requested source per second of audio.",
+        table(["variant", "mean", "median", "sources", "mean tune-5", "mean confirm-3", "RTF/source"], rows),
+        "## Per source class (mean dB)\n\n" + table(["variant", *classes], class_rows),
+        "## Clips a variant could not separate\n\n" + ("\n".join(failures) or "- none"),
+    ]) + "\n"
+    write_result("quality", text)
+
