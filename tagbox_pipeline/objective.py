@@ -14,7 +14,8 @@ from .taggers.vocabulary import Source, resolve_source, tag_indices
 
 @dataclass
 class SourceTags:
-    """For each requested source, the output indices it reads in each tagger (empty = tagger skipped)."""
+    """For each requested source, the output indices it reads in each tagger (empty = tagger skipped;
+    empty for every tagger = the source is scored as the complement of the named ones)."""
 
     sources: list[Source]
     indices: list[list[list[int]]]  # [source][tagger] -> tag indices
@@ -23,16 +24,19 @@ class SourceTags:
     def build(cls, names: list[str], taggers: list[Tagger]) -> "SourceTags":
         """Resolve source names against the taggers' vocabularies.
 
+        A source that no chosen tagger can name (e.g. organ with MagnaTagATune taggers) is scored
+        as the complement of the named ones: ``p(s) = 1 − mean p(named sources)``, so it receives
+        what they do not claim.
+
         Raises:
-            UserError: when no chosen tagger has a tag for a requested source.
+            UserError: when no requested source has a tag in any chosen tagger.
         """
         sources = [resolve_source(name) for name in names]
         indices = [[tag_indices(src, t.tags, t.dataset) for t in taggers] for src in sources]
-        for src, per_tagger in zip(sources, indices):
-            if not any(per_tagger):
-                have = ", ".join(f"{t.name} ({t.dataset})" for t in taggers)
-                raise UserError(f"no chosen tagger has a tag for source '{src.name}' (taggers: {have}); "
-                                "add a tagger whose vocabulary describes it with --taggers")
+        if not any(any(per_tagger) for per_tagger in indices):
+            have = ", ".join(f"{t.name} ({t.dataset})" for t in taggers)
+            raise UserError(f"no chosen tagger has a tag for any of the sources {', '.join(names)} "
+                            f"(taggers: {have}); add a tagger whose vocabulary describes them with --taggers")
         return cls(sources, indices)
 
     def tag_names(self, taggers: list[Tagger]) -> dict[str, list[str]]:
@@ -50,11 +54,12 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
     over windows); then the mean over the taggers that have tags for the source.
     """
     taggrams = [t.taggram(audio, sample_rate) for t in taggers]  # each [B, windows, n_tags]
-    columns = []
+    columns: list[torch.Tensor | None] = []
     for per_tagger in source_tags.indices:
         parts = [_to_blocks(tg[:, :, idx].mean(dim=2), blocks) for tg, idx in zip(taggrams, per_tagger) if idx]
-        columns.append(torch.stack(parts, dim=0).mean(dim=0))
-    return torch.stack(columns, dim=2)
+        columns.append(torch.stack(parts, dim=0).mean(dim=0) if parts else None)
+    named = torch.stack([c for c in columns if c is not None], dim=0).mean(dim=0)
+    return torch.stack([1 - named if c is None else c for c in columns], dim=2)
 
 
 def _to_blocks(per_window: torch.Tensor, blocks: int) -> torch.Tensor:

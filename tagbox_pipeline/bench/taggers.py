@@ -20,7 +20,7 @@ from ..taggers.registry import get_tagger, list_taggers
 
 SECONDS = (10, 60)
 THREADS = (1, 2)
-REPEATS = 3
+REPEATS = 2
 SAMPLE_RATE = 16000
 
 
