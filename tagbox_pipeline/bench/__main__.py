@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["taggers", "separation", "quality", "jukebox", "faults"]
+BENCHES = ["taggers", "separation", "quality", "faults"]
 
 
 def run(names: list[str]) -> int:
