@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .config import Settings
+from .errors import UserError
 from .objective import SourceTags, source_probabilities, two_sided_loss
 from .priors.base import Prior
 from .priors.nmf import NMFPrior
@@ -51,9 +52,7 @@ class ChunkResult:
 def build_prior(settings: Settings, device: str) -> Prior:
     """The prior named by ``settings.prior``."""
     if settings.prior == "jukebox":
-        from .priors.jukebox.prior import JukeboxPrior
-
-        return JukeboxPrior(settings.jukebox, device)
+        raise UserError("the Jukebox prior is not available in this version; use --prior nmf (the default)")
     return NMFPrior(settings.nmf)
 
 
