@@ -8,6 +8,10 @@ export MALLOC_MMAP_THRESHOLD_ := 17179869184
 export MALLOC_TRIM_THRESHOLD_ := 17179869184
 export MALLOC_TOP_PAD_ := 1073741824
 
+# the read-only shared tagger weights, when present beside the repo (real users fetch them: tagbox models fetch)
+SHARED_MODELS := $(wildcard $(CURDIR)/../shared/models/sota-music-tagging)
+BENCH_ENV := TAGBOX_MODEL_DIR=$${TAGBOX_MODEL_DIR:-$(SHARED_MODELS)}
+
 .PHONY: venv demo test bench bench-quality clean
 
 venv: $(STAMP)
@@ -27,10 +31,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=30 tests
 
 bench: $(STAMP)
-	$(BIN)/python -m tagbox_pipeline.bench all
+	$(BENCH_ENV) $(BIN)/python -m tagbox_pipeline.bench all
 
 bench-quality: $(STAMP)
-	$(BIN)/python -m tagbox_pipeline.bench quality
+	$(BENCH_ENV) $(BIN)/python -m tagbox_pipeline.bench quality
 
 clean:
 	rm -rf $(VENV) build *.egg-info
