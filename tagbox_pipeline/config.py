@@ -11,7 +11,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -52,10 +52,15 @@ class JukeboxSettings(Section):
     """The GPU prior: Jukebox 5b VQ-VAE latents. Its weights are for non-commercial use only."""
 
     weights: Path | None = Field(None, description="path to vqvae.pth.tar (else $TAGBOX_JUKEBOX_WEIGHTS, else cache)")
-    levels: list[int] = Field([0], description="VQ-VAE level(s) steered: 0 (hop 8), 1 (hop 32), 2 (hop 128)")
+    levels: list[Literal[0, 1, 2]] = Field(
+        [0], min_length=1, description="VQ-VAE level(s) steered: 0 (hop 8), 1 (hop 32), 2 (hop 128); only these "
+                                       "are decoded, their audio averaged")
     learning_rate: float = Field(10.0, gt=0, description="Adam learning rate on the latents")
-    fft_sizes: list[int] = Field([2048, 1024, 512], description="FFT sizes of the ratio masks, in samples")
-    autocast: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA")
+    fft_sizes: list[Annotated[int, Field(ge=64)]] = Field([2048, 1024, 512], min_length=1,
+                                 description="FFT sizes of the ratio masks, in samples at the chunk's rate")
+    peak_normalise: bool = Field(False, description="scale each chunk's mono downmix to peak 1 before encoding")
+    autocast: Literal["off", "bf16", "fp16"] = Field(
+        "off", description="mixed precision of the decoder: bf16/fp16 on CUDA, bf16 on CPU")
     reference_faithful: bool = Field(False, description="reproduce the seed code's choices (not its codebook bug)")
 
 

@@ -77,3 +77,25 @@ def two_sided_loss(p_estimate: torch.Tensor, p_complement: torch.Tensor, eps: fl
         p_complement: ``[S]`` probability of source s on everything else.
     """
     return -(torch.log(p_estimate.clamp_min(eps)) + torch.log((1 - p_complement).clamp_min(eps))).sum()
+
+
+def multi_hot_bce(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger], source_tags: SourceTags
+                  ) -> torch.Tensor:
+    """The TagBox seed's loss (``--reference-faithful``): per tagger, binary cross-entropy between the
+    window-mean tag vector of estimate s and the multi-hot vector of source s's tags; averaged over the
+    taggers that name the source, summed over sources (a source no tagger names adds nothing).
+
+    Args:
+        audio: ``[S, samples]`` estimates at ``sample_rate`` Hz, row s for requested source s.
+    """
+    per_source: list[list[torch.Tensor]] = [[] for _ in source_tags.sources]
+    for t, tagger in enumerate(taggers):
+        if not any(per_tagger[t] for per_tagger in source_tags.indices):
+            continue
+        mean_tags = tagger.taggram(audio, sample_rate).mean(dim=1)  # [S, n_tags]
+        for s, per_tagger in enumerate(source_tags.indices):
+            if per_tagger[t]:
+                target = torch.zeros_like(mean_tags[s])
+                target[per_tagger[t]] = 1.0
+                per_source[s].append(F.binary_cross_entropy(mean_tags[s].clamp(1e-7, 1 - 1e-7), target))
+    return sum((torch.stack(losses).mean() for losses in per_source if losses), audio.new_zeros(()))

@@ -13,8 +13,7 @@ from typing import Any
 import torch
 
 from .config import Settings
-from .errors import UserError
-from .objective import SourceTags, source_probabilities, two_sided_loss
+from .objective import SourceTags, multi_hot_bce, source_probabilities, two_sided_loss
 from .priors.base import Prior
 from .priors.nmf import NMFPrior
 from .taggers.base import Tagger
@@ -50,9 +49,11 @@ class ChunkResult:
 
 
 def build_prior(settings: Settings, device: str) -> Prior:
-    """The prior named by ``settings.prior``."""
+    """The prior named by ``settings.prior`` (Jukebox: loads the VQ-VAE weights, see ``[jukebox]``)."""
     if settings.prior == "jukebox":
-        raise UserError("the Jukebox prior is not available in this version; use --prior nmf (the default)")
+        from .priors.jukebox import JukeboxPrior
+
+        return JukeboxPrior.load(settings.jukebox, device)
     return NMFPrior(settings.nmf)
 
 
@@ -104,10 +105,14 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     optimiser = torch.optim.Adam(params, lr=settings.nmf.learning_rate if settings.prior == "nmf"
                                  else settings.jukebox.learning_rate)
     diagonal = torch.arange(len(sources))
+    seed_loss = settings.prior == "jukebox" and settings.jukebox.reference_faithful
     for _ in range(settings.steps):
         estimates = prior.estimates(state)
-        probs = probabilities(torch.cat([estimates, mono - estimates]))
-        loss = two_sided_loss(probs[diagonal, diagonal], probs[len(sources) + diagonal, diagonal])
+        if seed_loss:
+            loss = multi_hot_bce(estimates, sample_rate, taggers, source_tags)
+        else:
+            probs = probabilities(torch.cat([estimates, mono - estimates]))
+            loss = two_sided_loss(probs[diagonal, diagonal], probs[len(sources) + diagonal, diagonal])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

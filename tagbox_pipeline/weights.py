@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -57,11 +57,13 @@ def candidates(spec: WeightSpec) -> list[Path]:
 
 
 def verify(spec: WeightSpec, path: Path) -> str:
-    """sha256 of ``path``; raises WeightsError if it differs from the pinned digest."""
+    """sha256 of ``path``; raises WeightsError if it differs from the pinned digest, or, for a spec
+    without one, from the digest recorded in its sidecar when it was downloaded."""
     digest = sha256_file(path)
-    if spec.sha256 and digest != spec.sha256:
+    expected = spec.sha256 or (read_sidecar(path) or {}).get("sha256")
+    if expected and digest != expected:
         raise WeightsError(
-            f"corrupt weights for {spec.name}: sha256 {digest[:12]}… expected {spec.sha256[:12]}… "
+            f"corrupt weights for {spec.name}: sha256 {digest[:12]}… expected {expected[:12]}… "
             f"(delete it and run `tagbox models fetch {spec.name}`)",
             path,
         )
@@ -101,10 +103,12 @@ def _download(url: str, target: Path, label: str) -> None:
                 progress.advance(task, len(block))
 
 
-def fetch(spec: WeightSpec, force: bool = False) -> Path:
+def fetch(spec: WeightSpec, force: bool = False, check: Callable[[Path], object] | None = None) -> Path:
     """Download ``spec`` into the user cache (atomically, sha256-checked) and return its path.
 
-    An already cached, valid file is returned as is unless ``force``.
+    An already cached, valid file is returned as is unless ``force``. ``check`` (optional) inspects
+    each downloaded file before it is kept and raises WeightsError to reject it (then the next URL is
+    tried) — useful when no sha256 is pinned.
 
     Raises:
         WeightsError: when every URL failed or the downloaded bytes do not match the pinned sha256.
@@ -122,6 +126,8 @@ def fetch(spec: WeightSpec, force: bool = False) -> Path:
         try:
             _download(url, temp, f"{spec.name} ({url.split('/')[2]})")
             digest = verify(spec, temp)
+            if check is not None:
+                check(temp)
             os.replace(temp, dest)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             errors.append(f"{url}: {exc}")
