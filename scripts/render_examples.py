@@ -12,8 +12,14 @@ Score: J. S. Bach, chorale BWV 66.6 (four-part harmonisation, music21 corpus, pu
 bar). Each stem is rendered alone (reverb and chorus off), so the demo mixture is exactly the sum of
 its stems as decoded.
 
+The drum fixture is a separate loop, closer to a recorded rock drummer than the demo's drum stem: at
+100 bpm on the FluidR3_GM "Power" kit, with a crash on the phrase start, an open hi-hat, a fill,
+small seeded timing/velocity variations (Python's ``random.Random``, whose ``random()`` sequence is
+stable across versions) and fluidsynth's reverb on. It is exactly 5 bars, so a tagger that tiles it
+to fill a 29 s window hears a seamless loop.
+
 Writes:
-    tests/data/drums.flac   8 s drum loop, mono 22.05 kHz 16-bit, peak -1 dBFS
+    tests/data/drums.flac   12 s drum loop (5 bars at 100 bpm), mono 22.05 kHz 16-bit, peak -1 dBFS
     tests/data/piano.flac   8 s piano phrase (all four chorale voices), same format
     examples/demo/mixture.flac + <source>.flac + manifest.json   piano + bass + drums,
         11 s mono 22.05 kHz 16-bit, under 1 MB in all (true stems beside the mixture, where
@@ -23,6 +29,7 @@ Writes:
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import tempfile
 from pathlib import Path
@@ -41,6 +48,10 @@ RATE = 22050  # at 44.1 kHz the mixture plus its three stems would not fit in DE
 DEMO_SECONDS = 11.0
 DEMO_MAX_BYTES = 1_000_000
 FIXTURE_SECONDS = 8.0
+LOOP_BPM = 100
+LOOP_BARS = 5  # 12 s at 100 bpm
+LOOP_KIT = 16  # GM percussion program (bank 128): "Power" in FluidR3_GM
+LOOP_SEED = 1
 
 
 def chorale(program: int, octave_shift: int, parts: list[int]) -> stream.Score:
@@ -80,8 +91,52 @@ def drum_groove(bars: int) -> stream.Score:
     return score
 
 
-def render(score: stream.Score, drums: bool, seconds: float, work: Path) -> np.ndarray:
-    """Render ``score`` with fluidsynth (reverb/chorus off) to ``seconds`` s of mono float64 at :data:`RATE`."""
+def rock_loop(bars: int, bpm: int, kit: int, seed: int) -> stream.Score:
+    """A rock beat as a drummer plays it, on GM drum kit ``kit``.
+
+    Kick on 1, 3 and the "and" of 3, snare on 2 and 4, hi-hat eighths (accented on the beat, open on
+    the "and" of 4), a crash opening every four-bar phrase, and a snare-tom fill on beat 4 of its last
+    bar. Each hit is moved by up to ±10 ms and its velocity by up to ±12 (seeded, so reproducible).
+    """
+    kick, snare, closed, opened, crash, toms = 36, 38, 42, 46, 49, (50, 47, 41)
+    rng = random.Random(seed)
+    drummer = instrument.Instrument()
+    drummer.midiProgram = kit
+    part = stream.Part()
+    part.insert(0, drummer)
+    part.insert(0, tempo.MetronomeMark(number=bpm))
+
+    def hit(bar: int, beat: float, pitch: int, velocity: int, length: float = 0.25) -> None:
+        velocity = min(127, max(1, velocity + round((2 * rng.random() - 1) * 12)))
+        shift = round((2 * rng.random() - 1) * 0.010 * bpm / 60 * 480) / 480  # up to ±10 ms, in quarters
+        struck = note.Note(pitch, quarterLength=length)
+        struck.volume.velocity = velocity
+        part.insert(4.0 * bar + beat + (0.0 if bar == beat == 0 else shift), struck)
+
+    for bar in range(bars):
+        fill = bar % 4 == 3
+        if bar % 4 == 0:
+            hit(bar, 0, crash, 105, 1.0)
+        for beat, velocity in ((0, 110), (2, 110), (2.5, 95)):
+            hit(bar, beat, kick, velocity)
+        for beat in (1, 3) if not fill else (1,):
+            hit(bar, beat, snare, 110)
+        for eighth in range(6 if fill else 8):
+            beat = 0.5 * eighth
+            if beat == 3.5:
+                hit(bar, beat, opened, 85, 0.5)
+            elif not (bar % 4 == 0 and beat == 0):  # the crash takes the first hi-hat
+                hit(bar, beat, closed, 90 if eighth % 2 == 0 else 65)
+        if fill:
+            for sixteenth, pitch in enumerate((snare, *toms)):
+                hit(bar, 3 + 0.25 * sixteenth, pitch, 100)
+    score = stream.Score()
+    score.insert(0, part)
+    return score
+
+
+def render(score: stream.Score, drums: bool, seconds: float, work: Path, reverb: bool = False) -> np.ndarray:
+    """Render ``score`` with fluidsynth (chorus off; reverb only if asked) to ``seconds`` s of mono at :data:`RATE`."""
     path_mid, path_wav = work / "score.mid", work / "score.wav"
     smf = midi.translate.streamToMidiFile(score)
     if drums:  # General MIDI percussion lives on channel 10
@@ -92,7 +147,7 @@ def render(score: stream.Score, drums: bool, seconds: float, work: Path) -> np.n
     smf.open(str(path_mid), "wb")
     smf.write()
     smf.close()
-    subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.6", "-r", str(RENDER_RATE),
+    subprocess.run(["fluidsynth", "-ni", "-q", "-R", str(int(reverb)), "-C", "0", "-g", "0.6", "-r", str(RENDER_RATE),
                     "-F", str(path_wav), str(SOUNDFONT), str(path_mid)], check=True)
     audio = sf.read(path_wav, dtype="float64", always_2d=True)[0].mean(axis=1)
     audio = soxr.resample(audio, RENDER_RATE, RATE, quality="HQ")[: int(seconds * RATE)]
@@ -126,9 +181,11 @@ def main() -> None:
             "bass": render(chorale(33, -1, [3]), False, DEMO_SECONDS, work),
             "drums": render(drum_groove(bars), True, DEMO_SECONDS, work),
         }
-    for name in ("drums", "piano"):
-        sf.write(fixtures / f"{name}.flac", to_int16(peak_db(stems[name][: int(FIXTURE_SECONDS * RATE)], -1.0)),
-                 RATE, subtype="PCM_16")
+        loop = render(rock_loop(LOOP_BARS + 1, LOOP_BPM, LOOP_KIT, LOOP_SEED), True, LOOP_BARS * 4 * 60 / LOOP_BPM,
+                      work, reverb=True)
+    sf.write(fixtures / "drums.flac", to_int16(peak_db(loop, -1.0)), RATE, subtype="PCM_16")
+    sf.write(fixtures / "piano.flac", to_int16(peak_db(stems["piano"][: int(FIXTURE_SECONDS * RATE)], -1.0)),
+             RATE, subtype="PCM_16")
 
     levels = {"piano": -20.0, "bass": -23.0, "drums": -20.0}  # dB RMS before the common mix gain
     stems = {name: audio * 10 ** (levels[name] / 20) / np.sqrt(np.mean(audio**2)) for name, audio in stems.items()}

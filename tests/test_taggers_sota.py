@@ -20,11 +20,12 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="module")
 def rendered():
-    """The bundled 8 s drum loop and piano phrase (scripts/render_examples.py, fluidsynth), mono at 16 kHz."""
+    """The bundled drum loop (12 s) and piano phrase (8 s) of scripts/render_examples.py (fluidsynth,
+    FluidR3_GM), each mono at 16 kHz as a [1, n] tensor."""
     def load(name):
         audio, rate = sf.read(DATA / f"{name}.flac", dtype="float32", always_2d=True)
-        return soxr.resample(audio.mean(axis=1), rate, 16000).astype(np.float32)
-    return torch.from_numpy(np.stack([load("drums"), load("piano")]))
+        return torch.from_numpy(soxr.resample(audio.mean(axis=1), rate, 16000).astype(np.float32))[None]
+    return {name: load(name) for name in ("drums", "piano")}
 
 
 @pytest.mark.parametrize("name", sota.SOTA_MODELS)
@@ -32,21 +33,17 @@ def test_loads_strictly_and_tags_drums_and_piano(name, rendered, shared):
     tagger = get_tagger(name)
     raw = load_state_dict(locate(sota.weight_spec(name)))
     assert len(tagger.state_dict()) == len(raw)  # strict load: every published tensor has a home
-    with torch.no_grad():
-        probs = tagger(rendered).mean(dim=1)
-    for row, source in enumerate(["drums", "piano"]):
+    for source in ["drums", "piano"]:
         wanted = tag_indices(resolve_source(source), tagger.tags, tagger.dataset)
         if tagger.dataset == "msd":
             assert wanted == []  # the MSD top-50 has no drum or piano tag: nothing to check
             continue
-        if (tagger.dataset, source) == ("jamendo", "drums"):
-            # fcn/musicnn-jamendo rank instrument---drums 11th on this isolated loop (5th on bench-dev
-            # d01) below genre tags such as electronic; the same port puts piano in the top 2, so the
-            # model, not the port, is weak here. Check the drum tags prefer the drum loop instead.
-            assert probs[0, wanted].max() > probs[1, wanted].max(), name
-            if tagger.name != "crnn-jamendo":
-                continue
-        top5 = probs[row].topk(5).indices.tolist()
+        with torch.no_grad():
+            probs = tagger(rendered[source]).mean(dim=1)[0]
+        # The jamendo models put genre tags (electronic, pop) and synthesizer above instrument---drums on
+        # an isolated drum loop. On this one (a rock beat on the Power kit, see render_examples.py) drums
+        # comes 3rd-4th, its logit above the 6th tag's by 0.10 (fcn), 0.32 (crnn), 0.40 (musicnn).
+        top5 = probs.topk(5).indices.tolist()
         assert set(top5) & set(wanted), (name, source, [tagger.tags[i] for i in top5])
 
 
@@ -59,15 +56,15 @@ def test_jamendo_outputs_are_in_label_binarizer_order():
 def test_mtat_taggers_prefer_the_right_stem(rendered):
     tagger = get_tagger("fcn-mtat")
     with torch.no_grad():
-        probs = tagger(rendered).mean(dim=1)
+        on_drums, on_piano = (tagger(rendered[name]).mean(dim=1)[0] for name in ("drums", "piano"))
     drums, piano = tagger.tags.index("drums"), tagger.tags.index("piano")
-    assert probs[0, drums] > probs[1, drums] and probs[1, piano] > probs[0, piano]
+    assert on_drums[drums] > on_piano[drums] and on_piano[piano] > on_drums[piano]
 
 
 def test_gradients_reach_audio_and_weights_stay_frozen(rendered):
     tagger = get_tagger("musicnn-mtat")
     before = {k: v.clone() for k, v in tagger.state_dict().items()}
-    audio = rendered[:1, :48000 * 2].clone().requires_grad_(True)
+    audio = rendered["drums"][:, :48000 * 2].clone().requires_grad_(True)
     tagger(audio).mean().backward()
     assert audio.grad is not None and torch.isfinite(audio.grad).all() and audio.grad.abs().sum() > 0
     assert all(torch.equal(before[k], v) for k, v in tagger.state_dict().items())
@@ -76,9 +73,10 @@ def test_gradients_reach_audio_and_weights_stay_frozen(rendered):
 
 def test_batched_equals_one_by_one(rendered):
     tagger = get_tagger("musicnn-mtat")
+    clips = torch.cat([rendered["drums"][:, :16000 * 8], rendered["piano"][:, :16000 * 8]])
     with torch.no_grad():
-        both = tagger(rendered)
-        single = torch.cat([tagger(rendered[i : i + 1]) for i in range(2)])
+        both = tagger(clips)
+        single = torch.cat([tagger(clips[i : i + 1]) for i in range(2)])
     assert torch.allclose(both, single, atol=1e-5)
 
 
