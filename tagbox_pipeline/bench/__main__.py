@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["taggers", "separation", "quality", "faults"]
+BENCHES = ["taggers", "separation", "quality", "faults", "jukebox"]
 
 
 def run(names: list[str]) -> int:

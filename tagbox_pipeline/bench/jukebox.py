@@ -1,0 +1,263 @@
+"""Issue 5 bench: one Jukebox steering step on CPU, our product path against a re-creation of the seed's step.
+
+One steering step = decode the steered latents, ratio masks against the mixture, taggers on the
+masked estimates, loss, backward, Adam step. Input: the first ``2**18`` samples (5.9 s) of bench-dev
+clip d01 (44.1 kHz stereo). Weights: the random-weight, official-format checkpoint
+``shared/reference/jukebox/vqvae_random_5b.pth.tar`` through our loader (random weights cost exactly
+what the real ones cost; they make any quality figure meaningless, so none is given).
+
+- **ours**: the product path. :meth:`JukeboxPrior.fit` once per chunk (not timed), then per step
+  exactly the body of :func:`tagbox_pipeline.steering.separate_chunk`'s loop: ``prior.estimates``
+  (straight-through quantiser, only the steered level's decoder, all sources in one batch, mixture
+  STFTs and resamplers cached per chunk), the taggers on estimates and complements, the two-sided
+  loss (or :func:`multi_hot_bce` when reference-faithful), backward, Adam.
+- **baseline (seed step)**: our own re-creation of the TagBox seed's step (its code is not used or
+  copied): one source at a time (no batching); straight-through quantisation of the latents of all
+  three levels and a forward pass of all three levels' decoders, of which only level 0's audio is
+  used (what the seed's VQ-VAE forward path did); the reference's STFTs at 2048/1024/512 (hop n/2)
+  recomputed every step; ratio masks ``|G| / max(|X|, |G|)``; masked audio averaged over FFT sizes;
+  a freshly built 44.1 -> 16 kHz resampler every step; two taggers (MTT_musicnn and MTT_vgg); BCE
+  of each tagger's window-mean tag vector against the multi-hot target, averaged; backward; Adam.
+  Its VQ-VAE is our module with the same weights, so the difference measured is the algorithmic work
+  per step, not a different conv implementation. A step for S sources costs S baseline steps.
+
+All variants are timed interleaved (one repetition of each in turn) after one warm-up each, with torch
+at 2 threads; the table gives the median of ``REPEATS``. Writes ``bench/results/jukebox.md``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import julius
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from ..config import load_settings
+from ..errors import UserError
+from ..masks import istft, ratio_mask, stft
+from ..objective import SourceTags, multi_hot_bce, source_probabilities, two_sided_loss
+from ..paths import shared_dir
+from ..priors.jukebox import JukeboxPrior, JukeboxVQVAE, load_vqvae
+from ..priors.jukebox.quantiser import straight_through
+from ..taggers.base import Tagger
+from ..taggers.registry import get_tagger
+from . import machine_line, write_result
+
+#: chunk length in samples at 44.1 kHz (5.94 s)
+CHUNK = 2**18
+RATE = 44100
+THREADS = 2
+REPEATS = 3
+#: sources requested for S = 1 and S = 3 (all named by the MagnaTagATune taggers)
+SOURCES = {1: ["piano"], 3: ["piano", "drums", "guitar"]}
+#: the two taggers of the baseline (the seed paired Jukebox with musicnn- and VGG-style MTT/MSD taggers)
+SEED_TAGGERS = ["MTT_musicnn", "MTT_vgg"]
+SEED_FFT_SIZES = (2048, 1024, 512)
+LEARNING_RATE = 10.0
+
+
+def checkpoint_path() -> Path:
+    """The random-weight official-format checkpoint in the shared folder (UserError when absent)."""
+    shared = shared_dir()
+    path = None if shared is None else shared / "reference" / "jukebox" / "vqvae_random_5b.pth.tar"
+    if path is None or not path.is_file():
+        raise UserError("Jukebox reference checkpoint not found (set TAGBOX_SHARED or place shared/ beside the repo)")
+    return path
+
+
+def load_chunk() -> torch.Tensor:
+    """``[2, CHUNK]`` float32: the start of bench-dev clip d01 (44.1 kHz stereo)."""
+    shared = shared_dir()
+    path = None if shared is None else shared / "data" / "bench-dev" / "d01" / "mixture.flac"
+    if path is None or not path.is_file():
+        raise UserError("bench-dev clip d01 not found (set TAGBOX_SHARED or place shared/ beside the repo)")
+    audio, rate = sf.read(path, dtype="float32", always_2d=True, frames=CHUNK)
+    assert rate == RATE and audio.shape[0] == CHUNK, (rate, audio.shape)
+    return torch.from_numpy(np.ascontiguousarray(audio.T))
+
+
+@dataclass
+class Variant:
+    """One timed configuration: ``step()`` runs one steering step for ``sources`` sources."""
+
+    name: str
+    sources: int
+    step: Callable[[], None]
+    note: str = ""
+
+
+def ours(vqvae: JukeboxVQVAE, mix: torch.Tensor, n_sources: int, taggers: list[str] | None = None,
+         **jukebox: object) -> Callable[[], None]:
+    """The product step (the loop body of ``steering.separate_chunk``) for the given settings."""
+    overrides: dict[str, object] = {"prior": "jukebox", **{f"jukebox.{k}": v for k, v in jukebox.items()}}
+    if taggers is not None:
+        overrides["taggers"] = taggers
+    settings = load_settings(None, overrides)
+    prior = JukeboxPrior(vqvae, settings.jukebox)
+    models = [get_tagger(name) for name in settings.taggers]
+    names = SOURCES[n_sources]
+    source_tags = SourceTags.build(names, models)
+    state = prior.fit(mix, RATE, n_sources, seed=0)
+    mono = mix.mean(dim=0)
+    optimiser = torch.optim.Adam(prior.parameters(state), lr=settings.jukebox.learning_rate)
+    diagonal = torch.arange(n_sources)
+    seed_loss = settings.jukebox.reference_faithful
+
+    def step() -> None:
+        estimates = prior.estimates(state)
+        if seed_loss:
+            loss = multi_hot_bce(estimates, RATE, models, source_tags)
+        else:
+            probs = source_probabilities(torch.cat([estimates, mono - estimates]), RATE, models, source_tags)[:, 0]
+            loss = two_sided_loss(probs[diagonal, diagonal], probs[n_sources + diagonal, diagonal])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
+def seed_step(vqvae: JukeboxVQVAE, mix: torch.Tensor, source: str) -> Callable[[], None]:
+    """Our re-creation of the seed's per-source step (see the module docstring); one source."""
+    taggers: list[Tagger] = [get_tagger(name) for name in SEED_TAGGERS]
+    targets = []
+    for tagger, indices in zip(taggers, SourceTags.build([source], taggers).indices[0]):
+        target = torch.zeros(len(tagger.tags))
+        target[indices] = 1.0
+        targets.append(target)
+    with torch.no_grad():  # once per song in the seed: normalise, reconstruct, encode all levels
+        mono = mix.mean(dim=0)
+        mono = (mono / mono.abs().max())[None]
+        reference = vqvae.decode(vqvae.encode(mono, 0), 0)[0]
+        latents = [vqvae.latents(reference[None], level).clone().requires_grad_(True) for level in range(3)]
+    optimiser = torch.optim.Adam(latents, lr=LEARNING_RATE)
+
+    def step() -> None:
+        quantised = [straight_through(lat, vqvae.codebook(level)) for level, lat in enumerate(latents)]
+        decoded = [vqvae.decode_latents(q, level) for level, q in enumerate(quantised)]
+        audio = decoded[0][0, :CHUNK]  # levels 1 and 2 are decoded and thrown away
+        masked = []
+        for n_fft in SEED_FFT_SIZES:
+            spec = stft(reference, n_fft, n_fft // 2)  # recomputed every step
+            mask = ratio_mask(stft(audio, n_fft, n_fft // 2).abs(), spec.abs())
+            masked.append(istft(mask * spec, n_fft, n_fft // 2, CHUNK))
+        estimate = torch.stack(masked).mean(dim=0)[None]
+        audio16 = julius.ResampleFrac(RATE, 16000)(estimate)  # kernel rebuilt every step
+        losses = []
+        for tagger, target in zip(taggers, targets):
+            mean_tags = tagger(audio16).mean(dim=1)[0]
+            losses.append(F.binary_cross_entropy(mean_tags.clamp(1e-7, 1 - 1e-7), target))
+        loss = torch.stack(losses).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
+def bf16_error(vqvae: JukeboxVQVAE, mix: torch.Tensor) -> float:
+    """Relative L2 error of the steered estimates with bf16 autocast against float32 (same latents, S = 3)."""
+    exact = JukeboxPrior(vqvae, load_settings(None, {"prior": "jukebox"}).jukebox)
+    half = JukeboxPrior(vqvae, load_settings(None, {"prior": "jukebox", "jukebox.autocast": "bf16"}).jukebox)
+    state = exact.fit(mix, RATE, 3)
+    with torch.no_grad():
+        a, b = exact.estimates(state), half.estimates(state)
+    return float((a - b).norm() / a.norm().clamp_min(1e-12))
+
+
+def time_interleaved(variants: list[Variant], repeats: int = REPEATS) -> dict[str, float]:
+    """Median seconds per step of each variant: one warm-up each, then ``repeats`` rounds in turn."""
+    for variant in variants:
+        variant.step()
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    for round_ in range(repeats):
+        for variant in variants:
+            start = time.perf_counter()
+            variant.step()
+            times[variant.name].append(time.perf_counter() - start)
+        print(f"round {round_ + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def build_variants(vqvae: JukeboxVQVAE, mix: torch.Tensor) -> list[Variant]:
+    """The baseline and our variants, in the order they are timed."""
+    return [
+        Variant("baseline: seed step (per source, 3 decoders, 2 taggers)", 1, seed_step(vqvae, mix, "piano"),
+                "S sources = S separate steps"),
+        Variant("ours, default (level 0, taggers MTT_musicnn + spectral)", 1, ours(vqvae, mix, 1)),
+        Variant("ours, default (level 0, taggers MTT_musicnn + spectral)", 3, ours(vqvae, mix, 3)),
+        Variant("ours, level 0, baseline's taggers (MTT_musicnn + MTT_vgg)", 3,
+                ours(vqvae, mix, 3, SEED_TAGGERS), "like-for-like taggers"),
+        Variant("ours, levels = [1] (hop 32)", 3, ours(vqvae, mix, 3, levels=[1])),
+        Variant("ours, levels = [2] (hop 128)", 3, ours(vqvae, mix, 3, levels=[2])),
+        Variant("ours, level 0, autocast = bf16", 3, ours(vqvae, mix, 3, autocast="bf16")),
+    ]
+
+
+def main() -> None:
+    """Time the variants and write ``bench/results/jukebox.md``."""
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    try:
+        vqvae = load_vqvae(checkpoint_path())
+        mix = load_chunk()
+        variants = build_variants(vqvae, mix)
+        for variant in variants:  # names must be unique keys: add S
+            variant.name = f"{variant.name} [S={variant.sources}]"
+        medians = time_interleaved(variants)
+        error = bf16_error(vqvae, mix)
+    finally:
+        torch.set_num_threads(threads_before)
+    baseline = medians[variants[0].name] / variants[0].sources
+    rows = []
+    for variant in variants:
+        seconds = medians[variant.name]
+        per_source = seconds / variant.sources
+        label = variant.name.rsplit(" [", 1)[0]
+        note = f" ({variant.note})" if variant.note else ""
+        rows.append(f"| {label}{note} | {variant.sources} | {seconds:.2f} | {per_source:.2f} | "
+                    f"{baseline / per_source:.2f}× |")
+    total = time.perf_counter() - started
+    lines = [
+        "# Jukebox steering step (CPU)",
+        "",
+        f"Generated by `python -m tagbox_pipeline.bench jukebox`. Machine: {machine_line()}. No GPU was available "
+        "for this task: GPU figures are not measured.",
+        "",
+        f"One steering step (decode the steered latents, ratio masks, taggers, loss, backward, Adam) on a "
+        f"{CHUNK}-sample chunk ({CHUNK / RATE:.2f} s at 44.1 kHz, bench-dev clip d01), median of {REPEATS} "
+        f"repetitions after one warm-up, all variants interleaved, {THREADS} torch threads, bench run "
+        f"{total:.0f} s. Speedup = baseline seconds per source / variant seconds per source.",
+        "",
+        "| variant | S | s/step | s/step/source | speedup vs baseline |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "- **baseline**: our re-creation of the seed's step (the seed's code does not run here and is not "
+        "copied): one source at a time; all three levels quantised and decoded, level 0's audio used; mixture "
+        "STFTs (2048/1024/512, hop n/2) recomputed and a 44.1 → 16 kHz resampler rebuilt every step; "
+        "MTT_musicnn + MTT_vgg, BCE against the multi-hot target. Its VQ-VAE is ours with the same weights, "
+        "so the speedups measure algorithmic work, not a faster convolution.",
+        "- **ours**: the product path (`JukeboxPrior.fit` once, then the body of `steering.separate_chunk`'s "
+        "loop). The default loss tags every estimate *and* its complement (2S tagger inputs per step); "
+        "the baseline tags S.",
+        f"- `levels = [1]` / `[2]` decode with the cheaper level-1/2 decoders (hop 32/128, coarser audio); "
+        f"bf16 autocast changes the estimates by {error:.1e} relative L2 (float32 vs bf16 decoder, same "
+        "latents). The checkpoint has **random weights**, so no quality claim follows from any row.",
+        "- Timings on a shared 2-core machine are contended; compare rows only within one run.",
+        "- Licence: the Jukebox VQ-VAE weights are under OpenAI's Noncommercial Use License, which also "
+        "covers what they create: stems made with `--prior jukebox` may not be used commercially.",
+    ]
+    write_result("jukebox", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
