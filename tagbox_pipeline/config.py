@@ -44,6 +44,9 @@ class NMFSettings(Section):
     hop: int = Field(512, ge=64, description="STFT hop in samples at the input rate")
     nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations for the KL-NMF fit")
     temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
+    rest_logit: float = Field(0.0, description="gate logit of the residual's share: lower it (e.g. -2) when the "
+                                               "requested sources make up the whole mix, keep 0 to extract a few "
+                                               "sources from a fuller mix (see bench/results/quality.md)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     block_seconds: float = Field(3.0, ge=0, description="time-block length of the gates in s (0: one gate per component)")
 
@@ -93,6 +96,10 @@ class Settings(Section):
     taggers: list[str] = Field(
         default_factory=lambda: ["MTT_musicnn", "spectral"], description="tagger names (see `tagbox taggers`)"
     )
+    source_taggers: dict[str, list[str]] = Field(
+        default_factory=lambda: {"synth": ["fcn-jamendo"]},
+        description="extra taggers consulted only for the named sources, when their weights are installed "
+                    "(default chosen by the quality bench: MTG-Jamendo's 'synthesizer' tag for synth)")
     steps: int = Field(0, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start only)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -103,6 +110,24 @@ class Settings(Section):
     post: dict[str, list[PluginSpec]] = Field(default_factory=dict, description="per-source pedalboard chains")
     watch: WatchSettings = Field(default_factory=WatchSettings)
 
+    @model_validator(mode="after")
+    def _known_names(self) -> Settings:
+        """Unknown tagger or source names in ``taggers`` / ``source_taggers`` are errors naming them."""
+        from .taggers.registry import info
+        from .taggers.vocabulary import resolve_source
+
+        from .errors import UserError
+
+        checks = [("taggers", info, name) for name in self.taggers]
+        checks += [("source_taggers", resolve_source, source) for source in self.source_taggers]
+        checks += [("source_taggers", info, name) for names in self.source_taggers.values() for name in names]
+        for key, check, name in checks:
+            try:
+                check(name)
+            except UserError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return self
+
     def digest(self) -> str:
         """sha256 (hex) of the settings that change the stems; run-time knobs (device, watch) excluded."""
         payload = self.model_dump(mode="json", exclude={"device", "watch"})
@@ -111,8 +136,9 @@ class Settings(Section):
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "<root>"
-    return f"setting '{key}': {first['msg']}"
+    key = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"setting '{key}': {message}" if key else f"setting {message}"
 
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:

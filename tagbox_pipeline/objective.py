@@ -21,18 +21,25 @@ class SourceTags:
     indices: list[list[list[int]]]  # [source][tagger] -> tag indices
 
     @classmethod
-    def build(cls, names: list[str], taggers: list[Tagger]) -> "SourceTags":
+    def build(cls, names: list[str], taggers: list[Tagger], only: dict[str, set[str]] | None = None
+              ) -> "SourceTags":
         """Resolve source names against the taggers' vocabularies.
 
         A source that no chosen tagger can name (e.g. organ with MagnaTagATune taggers) is scored
         as the complement of the named ones: ``p(s) = 1 − mean p(named sources)``, so it receives
         what they do not claim.
 
+        Args:
+            only: tagger name -> the canonical source names it may score (taggers not listed score
+                every source they have tags for); see ``Settings.source_taggers``.
+
         Raises:
             UserError: when no requested source has a tag in any chosen tagger.
         """
         sources = [resolve_source(name) for name in names]
-        indices = [[tag_indices(src, t.tags, t.dataset) for t in taggers] for src in sources]
+        only = only or {}
+        indices = [[tag_indices(src, t.tags, t.dataset) if src.name in only.get(t.name, {src.name}) else []
+                    for t in taggers] for src in sources]
         if not any(any(per_tagger) for per_tagger in indices):
             have = ", ".join(f"{t.name} ({t.dataset})" for t in taggers)
             raise UserError(f"no chosen tagger has a tag for any of the sources {', '.join(names)} "
@@ -49,11 +56,12 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
                          source_tags: SourceTags, blocks: int = 1) -> torch.Tensor:
     """p(source | audio) per time block for a batch ``[B, samples]`` -> ``[B, blocks, S]``.
 
-    Per tagger: the mean probability of the source's tags in each analysis window, its windows
+    Taggers that score none of the requested sources are not run. Per tagger: the mean probability of the source's tags in each analysis window, its windows
     stretched evenly over ``blocks`` equal time blocks (linear interpolation; one block = the mean
     over windows); then the mean over the taggers that have tags for the source.
     """
-    taggrams = [t.taggram(audio, sample_rate) for t in taggers]  # each [B, windows, n_tags]
+    used = [any(per_tagger[t] for per_tagger in source_tags.indices) for t in range(len(taggers))]
+    taggrams = [t.taggram(audio, sample_rate) if use else None for t, use in zip(taggers, used)]  # [B, windows, tags]
     columns: list[torch.Tensor | None] = []
     for per_tagger in source_tags.indices:
         parts = [_to_blocks(tg[:, :, idx].mean(dim=2), blocks) for tg, idx in zip(taggrams, per_tagger) if idx]

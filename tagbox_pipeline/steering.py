@@ -6,6 +6,7 @@ requested sources of a chunk are handled in one batched pass, because their mask
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,10 @@ from .priors.base import Prior
 from .priors.nmf import NMFPrior
 from .taggers.base import Tagger
 from .taggers.registry import get_tagger, weights_digest
+from .taggers.registry import info as tagger_info
+from .taggers.vocabulary import resolve_source
+
+_log = logging.getLogger(__name__)
 
 #: below this RMS (float samples) a chunk is treated as digital silence and not steered
 SILENCE_RMS = 1e-6
@@ -25,11 +30,17 @@ SILENCE_RMS = 1e-6
 
 @dataclass
 class Models:
-    """Everything loaded once per run: the taggers, the prior and the device they run on."""
+    """Everything loaded once per run: the taggers, the prior and the device they run on.
+
+    ``only`` restricts the per-source extra taggers (``Settings.source_taggers``) to their sources;
+    ``skipped`` names extra taggers left out because their weights are not installed, with why.
+    """
 
     taggers: list[Tagger]
     prior: Prior
     device: str
+    only: dict[str, set[str]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def weights_sha256(self) -> dict[str, str]:
         """sha256 of every weights file in use, by tagger / prior name."""
@@ -37,7 +48,13 @@ class Models:
 
     def describe(self) -> dict[str, Any]:
         """Names of the prior and taggers, for manifests."""
-        return {"prior": self.prior.name, "taggers": [t.name for t in self.taggers], "device": self.device}
+        described = {"prior": self.prior.name, "taggers": [t.name for t in self.taggers if t.name not in self.only],
+                     "device": self.device}
+        if self.only:
+            described["source_taggers"] = {name: sorted(sources) for name, sources in self.only.items()}
+        if self.skipped:
+            described["skipped_taggers"] = dict(self.skipped)
+        return described
 
 
 @dataclass
@@ -58,8 +75,27 @@ def build_prior(settings: Settings, device: str) -> Prior:
 
 
 def load_models(settings: Settings, device: str = "cpu") -> Models:
-    """Load the taggers and the prior named in ``settings`` onto ``device``."""
-    return Models([get_tagger(name, device) for name in settings.taggers], build_prior(settings, device), device)
+    """Load the taggers and the prior named in ``settings`` onto ``device``.
+
+    The per-source extra taggers of ``settings.source_taggers`` are optional: one whose weights are
+    not installed is skipped (logged, and named in the manifest) and its sources are scored by the
+    general taggers alone.
+    """
+    taggers = [get_tagger(name, device) for name in settings.taggers]
+    only: dict[str, set[str]] = {}
+    skipped: dict[str, str] = {}
+    for source, names in settings.source_taggers.items():
+        for name in names:
+            if name in settings.taggers:
+                continue
+            if not tagger_info(name).weights_present:
+                skipped[name] = f"weights not installed (`tagbox models fetch {name}`); {source} scored without it"
+                _log.warning("tagbox: %s: %s", name, skipped[name])
+                continue
+            if name not in only:
+                taggers.append(get_tagger(name, device))
+            only.setdefault(name, set()).add(resolve_source(source).name)
+    return Models(taggers, build_prior(settings, device), device, only, skipped)
 
 
 def _time_blocks(seconds: float, settings: Settings) -> int:
@@ -84,7 +120,7 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     started = time.perf_counter()
     torch.manual_seed(seed)
     taggers, prior = models.taggers, models.prior
-    source_tags = SourceTags.build(sources, taggers)
+    source_tags = SourceTags.build(sources, taggers, models.only)
     mix = mix.to(models.device, torch.float32)
     tag_names = source_tags.tag_names(taggers)
     if mix.pow(2).mean().sqrt() < SILENCE_RMS:

@@ -105,3 +105,35 @@ def test_a_source_no_tagger_names_gets_what_the_named_ones_do_not_claim(clip, se
     result = run(clip, ["drums", "organ"], settings, models)
     assert result.report["organ"]["tags"] == [] and torch.isfinite(result.stems).all()
     assert result.stems[1].pow(2).sum() > 0
+
+
+def test_a_per_source_tagger_scores_only_its_sources(clip, shared):
+    settings = load_settings(overrides={"steps": 0, "source_taggers": {"drums": ["fcn-mtat"]}})
+    models = steering.load_models(settings, "cpu")
+    assert [t.name for t in models.taggers] == ["MTT_musicnn", "spectral", "fcn-mtat"]
+    assert models.describe()["source_taggers"] == {"fcn-mtat": ["drums"]}
+    report = run(clip, ["piano", "drums"], settings, models).report
+    assert report["drums"]["tags"] == ["MTT_musicnn:drums", "MTT_musicnn:beat", "MTT_musicnn:beats",
+                                       "fcn-mtat:drums", "fcn-mtat:beat", "fcn-mtat:beats"]
+    assert report["piano"]["tags"] == ["MTT_musicnn:piano"]  # fcn-mtat has "piano" but is not used for it
+
+
+def test_a_per_source_tagger_without_weights_is_skipped_and_named(clip, monkeypatch, tmp_path):
+    monkeypatch.setenv("TAGBOX_MODEL_DIR", str(tmp_path))  # no sota weights here (and the cache is empty)
+    settings = load_settings(overrides={"steps": 0, "source_taggers": {"synth": ["crnn-jamendo"]}})
+    models = steering.load_models(settings, "cpu")
+    assert [t.name for t in models.taggers] == ["MTT_musicnn", "spectral"]
+    assert "tagbox models fetch crnn-jamendo" in models.describe()["skipped_taggers"]["crnn-jamendo"]
+    result = run(clip, ["piano", "synth"], settings, models)
+    assert sorted(result.report["synth"]["tags"]) == ["MTT_musicnn:electronic", "MTT_musicnn:synth"]
+    assert torch.isfinite(result.stems).all()
+
+
+def test_unknown_names_in_tagger_settings_are_config_errors_naming_the_key():
+    from tagbox_pipeline.errors import ConfigError
+
+    for overrides, words in (({"taggers": ["fcn-mtta"]}, "taggers: unknown tagger 'fcn-mtta'"),
+                             ({"source_taggers": {"synthh": ["fcn-jamendo"]}}, "source_taggers: unknown source"),
+                             ({"source_taggers": {"synth": ["fcn-jam"]}}, "source_taggers: unknown tagger")):
+        with pytest.raises(ConfigError, match=words):
+            load_settings(overrides=overrides)

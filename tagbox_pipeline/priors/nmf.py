@@ -65,7 +65,9 @@ class NMFPrior(Prior):
         generator = torch.Generator().manual_seed(seed)
         w, h = kl_nmf(mono_spec.abs(), s.components, s.nmf_iterations, generator)
         component_masks = wiener_shares(w.T[:, :, None] * h[:, None, :])
-        logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device, requires_grad=True)
+        logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device)
+        logits[-1] = s.rest_logit
+        logits.requires_grad_(True)
         return NMFState(spec, mono_spec, component_masks, logits, mix.shape[-1])
 
     def components(self, state: NMFState) -> torch.Tensor:
@@ -77,15 +79,16 @@ class NMFPrior(Prior):
         """Share components competitively by how each one is tagged, relative to the other components.
 
         ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block b; the
-        rest row stays 0, so a component that sounds less like every source than an average
-        component (in an average block) goes mostly to the residual. The gates become time-varying
+        rest row is ``settings.rest_logit`` (default 0), so a component that sounds less like every
+        source than an average component (in an average block) goes mostly to the residual. The gates become time-varying
         with as many blocks as the scorer returns.
         """
         with torch.no_grad():
             log_p = score(self.components(state))  # [K, blocks, S]
             count = torch.tensor(float(log_p.shape[0] * log_p.shape[1]))
             relative = log_p - torch.logsumexp(log_p.flatten(0, 1), dim=0) + torch.log(count)
-            logits = torch.zeros(state.logits.shape[0], *log_p.shape[:2], device=log_p.device)
+            logits = torch.full((state.logits.shape[0], *log_p.shape[:2]), self.settings.rest_logit,
+                                device=log_p.device)
             logits[:-1] = relative.permute(2, 0, 1) / self.settings.temperature
             state.logits = logits.requires_grad_(True)
 
