@@ -136,3 +136,21 @@ def test_chunk_cache_key_covers_every_component() -> None:
                 (*base[:3], "e" * 64, base[4]), (*base[:4], {"fcn-mtat": "2" * 64, "nmf": "none"})]
     keys = {chunk_cache_key(*base)} | {chunk_cache_key(*v) for v in variants}
     assert len(keys) == 6 and chunk_cache_key(*base) == chunk_cache_key(*base)
+
+
+def test_first_signal_stops_the_watcher_gracefully_second_aborts() -> None:
+    import os
+    import signal
+    import threading
+
+    from tagbox_pipeline.pipeline.inbox import stop_on_signals
+
+    before = signal.getsignal(signal.SIGINT)
+    stop = threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        with stop_on_signals(stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.wait(5), "the first signal sets stop instead of raising"
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the second signal raises here
+    assert signal.getsignal(signal.SIGINT) is before

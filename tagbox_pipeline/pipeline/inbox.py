@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -192,19 +193,47 @@ class Intake:
         return "failed"
 
 
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside: the first SIGINT or SIGTERM sets ``stop`` (the file in progress finishes and is
+    recorded, then the watcher ends); a second one aborts at once (KeyboardInterrupt).
+
+    A signal handler, rather than a KeyboardInterrupt raised wherever the main thread happens to be,
+    because an interrupt landing inside the Prefect engine or a library can be swallowed there. Only
+    the main thread can install handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("%s received: stopping after the file in progress (send it again to abort)",
+                    signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def watch(inbox: Path, intake: Intake, stable_seconds: float, poll_seconds: float, once: bool,
           stop: threading.Event | None = None) -> Counter[str]:
     """Watch ``inbox`` and take every stable file; returns the count of each outcome.
 
     Files already present are caught up first. With ``once`` the loop ends as soon as nothing is
     pending (every file seen was processed, found duplicate or quarantined); otherwise it runs
-    until ``stop`` is set.
+    until ``stop`` is set, or until Ctrl-C / SIGTERM (see :func:`stop_on_signals`).
     """
     inbox.mkdir(parents=True, exist_ok=True)
     inbox = inbox.resolve()
     tracker, outcomes = StabilityTracker(stable_seconds), Counter[str]()
     stop = stop or threading.Event()
-    with observe(inbox) as events:
+    with stop_on_signals(stop), observe(inbox) as events:
         for path in candidates(inbox):
             tracker.add(path)
         log.info("watching %s (%d file(s) already there)", inbox, len(tracker.pending))
@@ -214,6 +243,8 @@ def watch(inbox: Path, intake: Intake, stable_seconds: float, poll_seconds: floa
                 if path.parent == inbox and not is_ignored(path.name) and not path.is_dir():
                     tracker.add(path)
             for path in tracker.ready():
+                if stop.is_set():
+                    break
                 outcomes[intake.take(path)] += 1
             if once and not tracker.pending and events.empty():
                 break

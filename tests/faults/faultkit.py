@@ -336,8 +336,13 @@ class Running:
 
     def finish(self, timeout: float = 300) -> int:
         """Wait for the process to exit; returns its exit code (stdout kept in :attr:`stdout`)."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(self.process)
+            raise AssertionError(f"process still running {timeout} s later (killed):\n" + self.log()[-4000:]) from None
         self.stdout = self.process.stdout.read() if self.process.stdout else ""
-        return self.process.wait(timeout)
+        return code
 
     def interrupt(self, timeout: float = 60) -> int:
         """Ctrl-C (SIGINT) the process, then wait for it; returns its exit code."""
