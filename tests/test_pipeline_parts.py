@@ -138,7 +138,7 @@ def test_chunk_cache_key_covers_every_component() -> None:
     assert len(keys) == 6 and chunk_cache_key(*base) == chunk_cache_key(*base)
 
 
-def test_first_signal_stops_the_watcher_gracefully_second_aborts() -> None:
+def test_first_ctrl_c_stops_the_watcher_gracefully_second_aborts() -> None:
     import os
     import signal
     import threading
@@ -149,8 +149,8 @@ def test_first_signal_stops_the_watcher_gracefully_second_aborts() -> None:
     stop = threading.Event()
     with pytest.raises(KeyboardInterrupt):
         with stop_on_signals(stop):
-            os.kill(os.getpid(), signal.SIGTERM)
-            assert stop.wait(5), "the first signal sets stop instead of raising"
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.wait(5), "the first Ctrl-C sets stop instead of raising"
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the second signal raises here
     assert signal.getsignal(signal.SIGINT) is before

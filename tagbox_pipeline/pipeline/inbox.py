@@ -195,12 +195,14 @@ class Intake:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside: the first SIGINT or SIGTERM sets ``stop`` (the file in progress finishes and is
+    """While inside: the first Ctrl-C (SIGINT) sets ``stop`` (the file in progress finishes and is
     recorded, then the watcher ends); a second one aborts at once (KeyboardInterrupt).
 
     A signal handler, rather than a KeyboardInterrupt raised wherever the main thread happens to be,
-    because an interrupt landing inside the Prefect engine or a library can be swallowed there. Only
-    the main thread can install handlers; elsewhere this does nothing.
+    because an interrupt landing inside the Prefect engine or a library can be swallowed there.
+    SIGTERM is left to Prefect (an orchestrator's cancel: the run stops at once and is resumed
+    later without redoing finished chunks). Only the main thread can install handlers; elsewhere
+    this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -209,16 +211,14 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        log.warning("%s received: stopping after the file in progress (send it again to abort)",
-                    signal.Signals(signum).name)
+        log.warning("Ctrl-C: stopping after the file in progress (press it again to abort)")
         stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        signal.signal(signal.SIGINT, previous)
 
 
 def watch(inbox: Path, intake: Intake, stable_seconds: float, poll_seconds: float, once: bool,
@@ -227,7 +227,7 @@ def watch(inbox: Path, intake: Intake, stable_seconds: float, poll_seconds: floa
 
     Files already present are caught up first. With ``once`` the loop ends as soon as nothing is
     pending (every file seen was processed, found duplicate or quarantined); otherwise it runs
-    until ``stop`` is set, or until Ctrl-C / SIGTERM (see :func:`stop_on_signals`).
+    until ``stop`` is set, or until Ctrl-C (see :func:`stop_on_signals`).
     """
     inbox.mkdir(parents=True, exist_ok=True)
     inbox = inbox.resolve()

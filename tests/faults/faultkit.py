@@ -344,6 +344,12 @@ class Running:
         self.stdout = self.process.stdout.read() if self.process.stdout else ""
         return code
 
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM the process, then wait for it; returns its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.finish(timeout)
+
     def interrupt(self, timeout: float = 60) -> int:
         """Ctrl-C (SIGINT) the process, then wait for it; returns its exit code."""
         if self.process.poll() is None:

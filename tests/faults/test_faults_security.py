@@ -30,11 +30,14 @@ pytestmark = pytest.mark.faults
 @pytest.mark.slow
 def test_serve_listens_on_loopback_only(shared: Path, fast_toml: Path, tmp_path: Path, matrix) -> None:
     matrix.describe("security: sockets of `tagbox serve --dask` (ephemeral Prefect server, served runs, Dask)",
-                    "every listening socket on 127.0.0.1/::1 while a dropped file is separated")
+                    "every listening socket on 127.0.0.1/::1 while a dropped file is separated; SIGTERM "
+                    "stops serve (deployments paused)")
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
     song = excerpt(shared, "d03", tmp_path / "originals" / "served.wav", seconds=2.0)
-    server = start_cli(["serve", "--inbox", str(inbox), "--out", str(out), "--sources", SOURCES, "--config",
+    (tmp_path / "archive").mkdir()
+    server = start_cli(["serve", "--inbox", str(inbox), "--archive", str(tmp_path / "archive"), "--out", str(out),
+                        "--sources", SOURCES, "--config",
                         str(fast_toml), "--dask", "--dask-workers", "1"], tmp_path / "home")
     sampler = Sampler(server.process.pid, period=0.3)
     done = False
@@ -49,13 +52,17 @@ def test_serve_listens_on_loopback_only(shared: Path, fast_toml: Path, tmp_path:
                 time.sleep(0.3)
             time.sleep(1.0)  # one more sample with everything up
     finally:
-        code = server.interrupt(timeout=60)
+        code = server.terminate(timeout=90)
     sockets = sorted(sampler.sockets)
     exposed = [s for s in sockets if not is_loopback(s[0])]
     names = sorted({s[2] for s in sockets})
     matrix.observe(f"{len(sockets)} listening socket(s) from {names}; exposed: {exposed}; file separated: {done}; "
-                   f"exit on Ctrl-C {code}")
+                   f"exit on SIGTERM {code}")
     assert done, server.log()[-3000:]
+    said = server.log() + server.stdout
+    # issue 6: both deployments served, a dropped file separated, SIGTERM stops
+    assert "being served" in said and "watch-inbox/watch" in said and "sweep-archive/nightly" in said, said[-3000:]
+    assert (out / "served" / "residual.wav").is_file() and "Pausing all deployments" in said, said[-3000:]
     assert sockets and not exposed, sockets
 
 
