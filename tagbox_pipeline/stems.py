@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from .audio_io import AudioInfo, output_subtype, quantise
-from .pipeline.files import replace_dir, write_json_atomic
+from .pipeline.files import default_mode, replace_dir, write_json_atomic
 
 #: name of the file holding what the stems do not explain
 RESIDUAL = "residual"
@@ -66,6 +66,7 @@ class StemWriter:
         self.dest = Path(out_dir) / name
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.temp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.dest.parent))
+        self.temp.chmod(default_mode(directory=True))
         self.paths = [self.temp / f"{source}.{file_format}" for source in [*sources, RESIDUAL]]
         self._files = [sf.SoundFile(p, "w", info.sample_rate, info.channels, self.subtype, format=file_format.upper())
                        for p in self.paths]

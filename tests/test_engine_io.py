@@ -15,7 +15,7 @@ from tagbox_pipeline.assembly import OverlapAdd
 from tagbox_pipeline.audio_io import AudioInfo, read_block, read_info
 from tagbox_pipeline.chunking import plan
 from tagbox_pipeline.errors import AudioReadError, ConfigError
-from tagbox_pipeline.pipeline.files import sha256_file
+from tagbox_pipeline.pipeline.files import default_mode, sha256_file
 from tagbox_pipeline.stems import StemWriter, track_name
 
 
@@ -170,6 +170,9 @@ def test_stem_writer_null_sums_after_quantisation(clip: tuple[np.ndarray, int], 
     assert sorted(p.name for p in out.iterdir()) == ["in"]
     track = out / "in"
     assert json.loads((track / "manifest.json").read_text()) == {"hello": 1}
+    plain = {p.name: p.stat().st_mode & 0o777 for p in [track, *track.iterdir()]}
+    assert plain == {p.name: default_mode(p.is_dir()) for p in [track, *track.iterdir()]}, \
+        "folder and files get the umask's modes like any plain write (not tempfile's private 0700/0600)"
     read = {name: sf.read(track / f"{name}.{file_format}", dtype="float64", always_2d=True)[0].T
             for name in ["a", "b", "residual"]}
     for name in read:

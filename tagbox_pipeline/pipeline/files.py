@@ -15,6 +15,22 @@ from typing import Any
 _HASH_BLOCK = 1 << 20
 
 
+def _read_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+#: the process umask, read once at import (reading it means setting it, which is not thread-safe)
+_UMASK = _read_umask()
+
+
+def default_mode(directory: bool = False) -> int:
+    """Permission bits a plain ``open``/``mkdir`` would give under the umask; ``tempfile`` creates
+    private 0600 files and 0700 folders, which would hide outputs from the rest of a studio."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
 def sha256_file(path: Path) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB blocks (memory flat in file size)."""
     digest = hashlib.sha256()
@@ -69,6 +85,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, default_mode())
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
