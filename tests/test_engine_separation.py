@@ -22,6 +22,7 @@ from tagbox_pipeline.errors import AudioReadError, UserError
 from tagbox_pipeline.pipeline.files import sha256_file
 from tagbox_pipeline.separation import (
     assemble_track, load_models, plan_track, run_chunk, separate, separate_file)
+from stemcheck import assert_stems_null_sum
 
 SOURCES = ["drums", "piano"]
 #: cheap steering: short windows (several chunks per clip), a small factorisation, warm start only
@@ -73,16 +74,7 @@ def test_stems_keep_rate_channels_length_depth_and_null_sum(clip, tmp_path: Path
     manifest = separate_file(path, tmp_path / "out", SOURCES, fast_settings())
     track = tmp_path / "out" / Path(name).stem
     assert sorted(p.name for p in track.iterdir()) == ["drums.wav", "manifest.json", "piano.wav", "residual.wav"]
-    mix = sf.read(path, dtype="float64", always_2d=True)[0]
-    total = np.zeros_like(mix)
-    for stem in ["drums", "piano", "residual"]:
-        info = sf.info(track / f"{stem}.wav")
-        assert (info.samplerate, info.channels, info.frames, info.subtype) == (new_rate, channels, len(mix), stored)
-        data = sf.read(track / f"{stem}.wav", dtype="float64", always_2d=True)[0]
-        assert np.isfinite(data).all()
-        total += data
-    error_db = 10 * np.log10(np.sum((total - mix) ** 2) / np.sum(mix ** 2) + 1e-300)
-    assert error_db <= -90, f"stems + residual = mixture within {error_db:.1f} dB"
+    mix = assert_stems_null_sum(track, path, ["drums", "piano", "residual"], new_rate, channels, stored)
     drums = sf.read(track / "drums.wav", dtype="float64", always_2d=True)[0]
     assert 1e-4 < np.sum(drums ** 2) / np.sum(mix ** 2) < 1.0, "a stem holds part of the mixture, not all"
     assert sha256_file(path) == before, "input unchanged"
