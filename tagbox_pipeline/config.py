@@ -113,10 +113,9 @@ class Settings(Section):
     @model_validator(mode="after")
     def _known_names(self) -> Settings:
         """Unknown tagger or source names in ``taggers`` / ``source_taggers`` are errors naming them."""
+        from .errors import UserError
         from .taggers.registry import info
         from .taggers.vocabulary import resolve_source
-
-        from .errors import UserError
 
         checks = [("taggers", info, name) for name in self.taggers]
         checks += [("source_taggers", resolve_source, source) for source in self.source_taggers]

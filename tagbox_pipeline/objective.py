@@ -46,6 +46,10 @@ class SourceTags:
                             f"(taggers: {have}); add a tagger whose vocabulary describes them with --taggers")
         return cls(sources, indices)
 
+    def uses(self, tagger: int) -> bool:
+        """Whether tagger number ``tagger`` scores any requested source (if not, it need not run)."""
+        return any(per_tagger[tagger] for per_tagger in self.indices)
+
     def tag_names(self, taggers: list[Tagger]) -> dict[str, list[str]]:
         """The tags used per source, as ``tagger:tag`` strings."""
         return {src.name: [f"{t.name}:{t.tags[i]}" for t, idx in zip(taggers, per) for i in idx]
@@ -56,12 +60,13 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
                          source_tags: SourceTags, blocks: int = 1) -> torch.Tensor:
     """p(source | audio) per time block for a batch ``[B, samples]`` -> ``[B, blocks, S]``.
 
-    Taggers that score none of the requested sources are not run. Per tagger: the mean probability of the source's tags in each analysis window, its windows
-    stretched evenly over ``blocks`` equal time blocks (linear interpolation; one block = the mean
-    over windows); then the mean over the taggers that have tags for the source.
+    Taggers that score none of the requested sources are not run. Per tagger: the mean probability
+    of the source's tags in each analysis window, its windows stretched evenly over ``blocks`` equal
+    time blocks (linear interpolation; one block = the mean over windows); then the mean over the
+    taggers that have tags for the source.
     """
-    used = [any(per_tagger[t] for per_tagger in source_tags.indices) for t in range(len(taggers))]
-    taggrams = [t.taggram(audio, sample_rate) if use else None for t, use in zip(taggers, used)]  # [B, windows, tags]
+    taggrams = [tagger.taggram(audio, sample_rate) if source_tags.uses(t) else None  # [B, windows, tags]
+                for t, tagger in enumerate(taggers)]
     columns: list[torch.Tensor | None] = []
     for per_tagger in source_tags.indices:
         parts = [_to_blocks(tg[:, :, idx].mean(dim=2), blocks) for tg, idx in zip(taggrams, per_tagger) if idx]
@@ -98,7 +103,7 @@ def multi_hot_bce(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger], 
     """
     per_source: list[list[torch.Tensor]] = [[] for _ in source_tags.sources]
     for t, tagger in enumerate(taggers):
-        if not any(per_tagger[t] for per_tagger in source_tags.indices):
+        if not source_tags.uses(t):
             continue
         mean_tags = tagger.taggram(audio, sample_rate).mean(dim=1)  # [S, n_tags]
         for s, per_tagger in enumerate(source_tags.indices):

@@ -80,8 +80,8 @@ class NMFPrior(Prior):
 
         ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block b; the
         rest row is ``settings.rest_logit`` (default 0), so a component that sounds less like every
-        source than an average component (in an average block) goes mostly to the residual. The gates become time-varying
-        with as many blocks as the scorer returns.
+        source than an average component (in an average block) goes mostly to the residual. The
+        gates become time-varying with as many blocks as the scorer returns.
         """
         with torch.no_grad():
             log_p = score(self.components(state))  # [K, blocks, S]

@@ -185,11 +185,14 @@ class JukeboxPrior(Prior):
     def _reference_length(self, state: JukeboxState) -> int:
         return state.model_samples if self.faithful else state.mix.shape[-1]
 
+    def _masked_mean(self, masks: dict[int, torch.Tensor], specs: dict[int, torch.Tensor], length: int
+                     ) -> torch.Tensor:
+        """Mean over FFT sizes of ``istft(masks[n] * specs[n])``, ``length`` samples (shapes must broadcast)."""
+        return torch.stack([istft(mask * specs[n], n, self._hop(n), length) for n, mask in masks.items()]).mean(dim=0)
+
     def estimates(self, state: JukeboxState) -> torch.Tensor:
         masks = self.masks(state, self.decoded(state))
-        length = self._reference_length(state)
-        masked = torch.stack([istft(mask * state.reference_specs[n], n, self._hop(n), length)
-                              for n, mask in masks.items()]).mean(dim=0)
+        masked = self._masked_mean(masks, state.reference_specs, self._reference_length(state))
         return _fit_length(state.to_chunk(masked), state.mix.shape[-1])
 
     def stems(self, state: JukeboxState) -> torch.Tensor:
@@ -202,6 +205,5 @@ class JukeboxPrior(Prior):
                 return mono[:, None, :].expand(-1, state.mix.shape[0], -1).contiguous()
             if not state.channel_specs:
                 state.channel_specs.update({n: stft(state.mix, n, self._hop(n)) for n in self.fft_sizes})
-            length = state.mix.shape[-1]
-            return torch.stack([istft(mask[:, None] * state.channel_specs[n][None], n, self._hop(n), length)
-                                for n, mask in masks.items()]).mean(dim=0)
+            return self._masked_mean({n: mask[:, None] for n, mask in masks.items()},
+                                     {n: spec[None] for n, spec in state.channel_specs.items()}, state.mix.shape[-1])
