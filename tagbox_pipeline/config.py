@@ -37,18 +37,25 @@ class ChunkSettings(Section):
 
 
 class NMFSettings(Section):
-    """The default CPU prior: KL-NMF components shared out between sources by tagger-steered gates."""
+    """The default CPU prior: KL-NTF components shared out between sources by tagger-steered gates."""
 
     components: int = Field(32, ge=2, le=512, description="number of NMF components K")
+    stereo: bool = Field(True, description="factorise all channels jointly, each component with its own channel "
+                                           "gains (NTF); false: factorise the mono downmix (plain NMF)")
     n_fft: int = Field(2048, ge=256, description="STFT size in samples at the input rate")
     hop: int = Field(512, ge=64, description="STFT hop in samples at the input rate")
-    nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations for the KL-NMF fit")
+    nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations of the KL-NTF (NMF) fit")
     temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
     rest_logit: float = Field(0.0, description="gate logit of the residual's share: lower it (e.g. -2) when the "
                                                "requested sources make up the whole mix, keep 0 to extract a few "
                                                "sources from a fuller mix (see bench/results/quality.md)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
-    block_seconds: float = Field(3.0, ge=0, description="time-block length of the gates in s (0: one gate per component)")
+    block_seconds: float = Field(5.0, ge=0, description="time-block length of the gates in s (0: one gate per component)")
+    spatial_weight: float = Field(1.0, ge=0, description="weight of the spatial cue in the warm start: each source's "
+                                                         "components pulled towards one direction (0: tags only)")
+    spatial_min_spread_degrees: float = Field(5.0, gt=0, description="smallest angular spread of a source's "
+                                                                     "components, in degrees")
+    spatial_rounds: int = Field(5, ge=0, description="rounds of the spatial refinement (direction <-> shares)")
 
 
 class JukeboxSettings(Section):
@@ -94,7 +101,7 @@ class Settings(Section):
 
     prior: Literal["nmf", "jukebox"] = "nmf"
     taggers: list[str] = Field(
-        default_factory=lambda: ["MTT_musicnn", "spectral"], description="tagger names (see `tagbox taggers`)"
+        default_factory=lambda: ["MTT_musicnn", "MTT_vgg", "spectral"], description="tagger names (see `tagbox taggers`)"
     )
     source_taggers: dict[str, list[str]] = Field(
         default_factory=lambda: {"synth": ["fcn-jamendo"]},

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from .errors import UserError
 from .taggers.base import Tagger
+from .timeline import stretch
 from .taggers.vocabulary import Source, resolve_source, tag_indices
 
 
@@ -79,7 +80,7 @@ def _to_blocks(per_window: torch.Tensor, blocks: int) -> torch.Tensor:
     """``[B, windows]`` -> ``[B, blocks]`` (mean for one block, else linear interpolation)."""
     if blocks == 1:
         return per_window.mean(dim=1, keepdim=True)
-    return F.interpolate(per_window[:, None], size=blocks, mode="linear", align_corners=False)[:, 0]
+    return stretch(per_window, blocks)
 
 
 def two_sided_loss(p_estimate: torch.Tensor, p_complement: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -46,8 +46,8 @@ def test_masks_compete_and_stems_never_exceed_the_mix(clip, models):
     assert stems.shape == (2, 2, SECONDS * 44100)
     # the sources' share plus the rest share rebuild the mixture
     rest = torch.from_numpy(clip["mixture"]) - stems.sum(dim=0)
-    all_masks_sum = state.component_masks.sum(dim=0)
-    audible = state.mono_spec.abs() > 1e-4 * state.mono_spec.abs().max()
+    all_masks_sum = prior.masks_for(state, torch.ones(1, state.logits.shape[1], 1))[0]  # every component
+    audible = state.spec.abs() > 1e-4 * state.spec.abs().max()
     assert torch.allclose(all_masks_sum[audible], torch.ones_like(all_masks_sum[audible]), atol=1e-4)
     assert rest.pow(2).sum() < torch.from_numpy(clip["mixture"]).pow(2).sum()
 
@@ -110,22 +110,25 @@ def test_a_source_no_tagger_names_gets_what_the_named_ones_do_not_claim(clip, se
 def test_a_per_source_tagger_scores_only_its_sources(clip, shared):
     settings = load_settings(overrides={"steps": 0, "source_taggers": {"drums": ["fcn-mtat"]}})
     models = steering.load_models(settings, "cpu")
-    assert [t.name for t in models.taggers] == ["MTT_musicnn", "spectral", "fcn-mtat"]
+    assert [t.name for t in models.taggers] == ["MTT_musicnn", "MTT_vgg", "spectral", "fcn-mtat"]
     assert models.describe()["source_taggers"] == {"fcn-mtat": ["drums"]}
     report = run(clip, ["piano", "drums"], settings, models).report
-    assert report["drums"]["tags"] == ["MTT_musicnn:drums", "MTT_musicnn:beat", "MTT_musicnn:beats",
-                                       "fcn-mtat:drums", "fcn-mtat:beat", "fcn-mtat:beats"]
-    assert report["piano"]["tags"] == ["MTT_musicnn:piano"]  # fcn-mtat has "piano" but is not used for it
+    mtat = lambda name, tags: [f"{name}:{tag}" for tag in tags]
+    assert report["drums"]["tags"] == (mtat("MTT_musicnn", ["drums", "beat", "beats"]) + mtat("MTT_vgg", ["drums", "beat", "beats"])
+                                       + mtat("fcn-mtat", ["drums", "beat", "beats"]))
+    # fcn-mtat has "piano" but is not used for it
+    assert report["piano"]["tags"] == ["MTT_musicnn:piano", "MTT_vgg:piano"]
 
 
 def test_a_per_source_tagger_without_weights_is_skipped_and_named(clip, monkeypatch, tmp_path):
     monkeypatch.setenv("TAGBOX_MODEL_DIR", str(tmp_path))  # no sota weights here (and the cache is empty)
     settings = load_settings(overrides={"steps": 0, "source_taggers": {"synth": ["crnn-jamendo"]}})
     models = steering.load_models(settings, "cpu")
-    assert [t.name for t in models.taggers] == ["MTT_musicnn", "spectral"]
+    assert [t.name for t in models.taggers] == ["MTT_musicnn", "MTT_vgg", "spectral"]
     assert "tagbox models fetch crnn-jamendo" in models.describe()["skipped_taggers"]["crnn-jamendo"]
     result = run(clip, ["piano", "synth"], settings, models)
-    assert sorted(result.report["synth"]["tags"]) == ["MTT_musicnn:electronic", "MTT_musicnn:synth"]
+    assert sorted(result.report["synth"]["tags"]) == ["MTT_musicnn:electronic", "MTT_musicnn:synth",
+                                                      "MTT_vgg:electronic", "MTT_vgg:synth"]
     assert torch.isfinite(result.stems).all()
 
 

@@ -8,7 +8,7 @@ over the mono mixture, in dB. Baselines on the same clips:
 - ``equal split``: mixture / S for every source (0 dB: SI-SDR is scale-invariant),
 - ``HPSS``: librosa's harmonic/percussive split; drums get the percussive part, the pitched sources
   share the harmonic part equally (all of it when there are no drums),
-- ``oracle NMF``: the default prior's KL-NMF components, each given wholly to the source whose true
+- ``oracle NMF``: the default prior's components (stereo KL-NTF), each given wholly to the source whose true
   magnitude it overlaps most (the best this factorisation can do with hard gates),
 - ``oracle IRM``: ideal ratio masks ``|S_s| / Σ|S_j|`` from the true stems.
 
@@ -34,7 +34,7 @@ from ..config import Settings, load_settings
 from ..errors import UserError
 from ..masks import istft, stft, wiener_shares
 from ..paths import shared_dir
-from ..priors.nmf import kl_nmf
+from ..priors.nmf import NMFPrior
 from ..separation import load_models, separate
 from . import machine_line, write_result
 from .metrics import mono, peak_rss_mib, real_time_factor, si_sdr_improvement
@@ -93,9 +93,10 @@ def score(estimates: dict[str, np.ndarray], clip: Clip) -> dict[str, float]:
 
 
 def _masked(clip: Clip, masks: np.ndarray, n_fft: int, hop: int) -> dict[str, np.ndarray]:
-    """Apply masks ``[S, F, T]`` to every channel of the mixture -> estimates per source."""
+    """Apply masks ``[S, F, T]`` (to every channel) or ``[S, C, F, T]`` to the mixture -> estimates per source."""
     spec = stft(torch.from_numpy(clip.mixture), n_fft, hop)
-    audio = istft(torch.from_numpy(masks).to(spec.real.dtype)[:, None] * spec[None], n_fft, hop,
+    masks = masks if masks.ndim == 4 else masks[:, None]
+    audio = istft(torch.from_numpy(masks).to(spec.real.dtype) * spec[None], n_fft, hop,
                   clip.mixture.shape[1])
     return dict(zip(clip.sources, audio.numpy()))
 
@@ -118,16 +119,16 @@ def baseline_hpss(clip: Clip, settings: Settings) -> dict[str, np.ndarray]:
 
 
 def baseline_oracle_nmf(clip: Clip, settings: Settings) -> dict[str, np.ndarray]:
-    n_fft, hop = settings.nmf.n_fft, settings.nmf.hop
-    mono_spec = stft(torch.from_numpy(clip.mixture.mean(axis=0)), n_fft, hop)
-    w, h = kl_nmf(mono_spec.abs(), settings.nmf.components, settings.nmf.nmf_iterations,
-                  torch.Generator().manual_seed(settings.seed))
-    component_masks = wiener_shares(w.T[:, :, None] * h[:, None, :])  # [K, F, T]
-    truth = torch.stack([stft(torch.from_numpy(clip.stems[s].mean(axis=0)), n_fft, hop).abs()
-                         for s in clip.sources])  # [S, F, T]
-    overlap = torch.einsum("kft,sft->ks", component_masks * mono_spec.abs(), truth)
-    owner = torch.nn.functional.one_hot(overlap.argmax(dim=1), len(clip.sources)).T.to(component_masks.dtype)
-    return _masked(clip, torch.einsum("sk,kft->sft", owner, component_masks).numpy(), n_fft, hop)
+    nmf = settings.nmf
+    prior = NMFPrior(nmf)
+    state = prior.fit(torch.from_numpy(clip.mixture), clip.sample_rate, len(clip.sources), settings.seed)
+    truth = torch.stack([stft(torch.from_numpy(clip.stems[s]), nmf.n_fft, nmf.hop).abs() for s in clip.sources])
+    if not nmf.stereo:
+        truth = stft(torch.from_numpy(np.stack([clip.stems[s].mean(axis=0) for s in clip.sources])),
+                     nmf.n_fft, nmf.hop).abs()[:, None]
+    overlap = prior.energies(state, truth)  # [S, K]
+    owner = torch.nn.functional.one_hot(overlap.argmax(dim=0), len(clip.sources)).T.to(overlap.dtype)
+    return _masked(clip, prior.masks_for(state, owner[:, :, None]).numpy(), nmf.n_fft, nmf.hop)
 
 
 def baseline_irm(clip: Clip, settings: Settings) -> dict[str, np.ndarray]:
@@ -232,8 +233,10 @@ def main() -> None:
         "# Separation bench (issue 4): bench-dev, default settings",
         f"Machine: {machine_line()}. The CPU may be shared with other jobs: timings are upper bounds.",
         f"Settings: prior `{settings.prior}`, taggers `{', '.join(settings.taggers)}`, steps {settings.steps}, "
-        f"K={settings.nmf.components}, n_fft {settings.nmf.n_fft}, seed {settings.seed}. "
-        "Score: SI-SDRi of the mono sum in dB.",
+        f"K={settings.nmf.components} ({'stereo KL-NTF' if settings.nmf.stereo else 'mono KL-NMF'}, spatial weight "
+        f"{settings.nmf.spatial_weight:g}, {settings.nmf.block_seconds:g} s gate blocks), n_fft {settings.nmf.n_fft}, "
+        f"seed {settings.seed}. Score: SI-SDRi of the mono sum in dB; oracle NMF = the same factorisation, each "
+        "component given to the source it overlaps most.",
         "## Summary\n\n" + table(["method", "mean SI-SDRi", "median", "sources scored"],
                                  [summary_row(n, m) for n, m in methods.items()]),
         f"Default: real-time factor per requested source {rtf:.2f} (mean over clips; target ≤ 2.0), "

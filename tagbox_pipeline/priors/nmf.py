@@ -1,12 +1,16 @@
-"""The default CPU prior: KL-NMF components of the mixture, shared out between sources by gates.
+"""The default CPU prior: KL-NTF components of the mixture, shared out between sources by gates.
 
-The mono mixture's magnitude |X| (n_fft, hop at the input rate) is factorised into K components
-(KL-divergence NMF, multiplicative updates). Each component k gets a Wiener-style soft mask
-``M_k = W_k H_k / Σ_j W_j H_j``. Gate logits ``g[s, k]`` for the S sources plus one "rest" row are
-turned into shares by a softmax over that axis, so the masks of one chunk compete: the sources'
-masks sum to at most one and the rest goes to the residual. Only the gates move; the factorisation
-is fixed once per chunk. The prior is restrictive by construction: an estimate can only be a
-combination of whole components of the mixture, so a tagger cannot be fooled by an arbitrary mask.
+The magnitude spectrogram of every channel ``|X_c|`` (n_fft, hop at the input rate) is factorised
+jointly into K components (KL-divergence non-negative tensor factorisation, multiplicative updates):
+``|X_c(f, t)| ≈ Σ_k Q[c, k] W[f, k] H[k, t]`` — a spectrum, an activation and channel gains (where
+the component sits between the channels) per component. On a mono mix, or with ``stereo = false``
+(the downmix alone), this is plain KL-NMF. Component k gets the Wiener-style soft mask
+``M_kc = Q_ck W_k H_k / Σ_j Q_cj W_j H_j`` on channel c. Gate logits ``g[s, k, block]`` for the S
+sources plus one "rest" row are turned into shares by a softmax over that axis, so the masks of one
+chunk compete: the sources' masks sum to at most one and the rest goes to the residual. Only the
+gates move; the factorisation is fixed once per chunk. The prior is restrictive by construction: an
+estimate can only be a combination of whole components of the mixture, so a tagger cannot be fooled
+by an arbitrary mask.
 """
 
 from __future__ import annotations
@@ -14,44 +18,81 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from ..config import NMFSettings
-from ..masks import istft, stft, wiener_shares
+from ..masks import istft, stft
+from ..timeline import stretch
 from .base import Prior, SourceScorer
+from .gates import shares
+from .panning import directions, refine_by_direction
 
 _EPS = 1e-10
+#: components rendered to audio at once by :meth:`NMFPrior.components` (bounds the memory per call)
+_COMPONENT_BATCH = 8
+
+
+@dataclass
+class Factorisation:
+    """``|X_c(f, t)| ≈ Σ_k gains[c, k] spectra[f, k] activations[k, t]``; gains and spectra sum to one per k."""
+
+    gains: torch.Tensor  # [C, K]
+    spectra: torch.Tensor  # [F, K]
+    activations: torch.Tensor  # [K, T]
+
+    def model(self) -> torch.Tensor:
+        """The modelled magnitude ``[C, F, T]`` (plus a small floor, so it can divide)."""
+        return self.mask_numerator(torch.ones_like(self.activations)[None])[0] + _EPS
+
+    def channel_spectra(self) -> torch.Tensor:
+        """``Q[c, k] W[f, k]`` -> ``[C, F, K]``."""
+        return self.spectra[None] * self.gains[:, None, :]
+
+    def mask_numerator(self, shares: torch.Tensor) -> torch.Tensor:
+        """``Σ_k shares[s, k, t] Q[c, k] W[f, k] H[k, t]`` -> ``[S, C, F, T]`` for shares ``[S, K, T]``."""
+        return torch.matmul(self.channel_spectra()[None], (shares * self.activations)[:, None])
+
+
+def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator: torch.Generator) -> Factorisation:
+    """KL-divergence NTF of ``[C, F, T]`` magnitudes by multiplicative updates (C = 1: KL-NMF).
+
+    Updates H, then W, then the channel gains Q, each from the ratio ``V / V̂``; after every
+    iteration W's and Q's columns are scaled to sum to one and the scale moved into H.
+    """
+    channels, freqs, frames = magnitude.shape
+    # summed in float64: a float32 sum of millions of bins depends on the thread count's split, and so
+    # would every bit of the stems (a resumed or Dask-run track must equal an uninterrupted one)
+    scale = magnitude.double().mean().to(magnitude.dtype).clamp_min(_EPS)
+    v = magnitude / scale + _EPS
+    w = torch.rand(freqs, components, generator=generator, dtype=v.dtype).to(v.device) + 0.1
+    h = torch.rand(components, frames, generator=generator, dtype=v.dtype).to(v.device) + 0.1
+    q = torch.full((channels, components), 1.0 / channels, dtype=v.dtype, device=v.device)
+    for _ in range(iterations):
+        wq = w[None] * q[:, None, :]  # [C, F, K]
+        ratio = v / torch.matmul(wq, h)
+        h = h * torch.matmul(wq.transpose(1, 2), ratio).sum(dim=0) / (q.sum(dim=0) * w.sum(dim=0))[:, None]
+        ratio_h = torch.matmul(v / torch.matmul(wq, h), h.T)  # [C, F, K]
+        w = w * (ratio_h * q[:, None, :]).sum(dim=0) / (q.sum(dim=0) * h.sum(dim=1))[None]
+        ratio_h = torch.matmul(v / torch.matmul(w[None] * q[:, None, :], h), h.T)
+        q = q * (ratio_h * w[None]).sum(dim=1) / (w.sum(dim=0) * h.sum(dim=1))[None]
+        w_norm, q_norm = w.sum(dim=0).clamp_min(_EPS), q.sum(dim=0).clamp_min(_EPS)
+        w, q, h = w / w_norm, q / q_norm, h * (w_norm * q_norm)[:, None]
+    return Factorisation(q, w, h * scale)
 
 
 @dataclass
 class NMFState:
-    """Per-chunk state: fixed spectra and component masks, and the gate logits being optimised."""
+    """Per-chunk state: the mixture's spectra, its fixed factorisation and the gate logits being optimised."""
 
     spec: torch.Tensor  # [channels, F, T] complex STFT of every channel
-    mono_spec: torch.Tensor  # [F, T] complex STFT of the mono sum
-    component_masks: torch.Tensor  # [K, F, T], sum over K = 1
+    factorised: torch.Tensor  # [C', F, T] complex STFT the factorisation models (all channels, or the mean)
+    factors: Factorisation
+    modelled: torch.Tensor  # [C', F, T] the factorisation's magnitude, the masks' denominator
     logits: torch.Tensor  # [S + 1, K, blocks] gates (last row: rest), requires grad
     samples: int
 
 
-def kl_nmf(magnitude: torch.Tensor, components: int, iterations: int, generator: torch.Generator
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """KL-divergence NMF ``V ≈ W H`` by multiplicative updates; returns W ``[F, K]``, H ``[K, T]``."""
-    freqs, frames = magnitude.shape
-    scale = magnitude.mean().clamp_min(_EPS)
-    v = magnitude / scale + _EPS
-    w = torch.rand(freqs, components, generator=generator, dtype=v.dtype).to(v.device) + 0.1
-    h = torch.rand(components, frames, generator=generator, dtype=v.dtype).to(v.device) + 0.1
-    for _ in range(iterations):
-        h = h * (w.T @ (v / (w @ h))) / w.sum(dim=0, keepdim=True).T
-        w = w * ((v / (w @ h)) @ h.T) / h.sum(dim=1, keepdim=True).T
-        norm = w.sum(dim=0, keepdim=True).clamp_min(_EPS)
-        w, h = w / norm, h * norm.T
-    return w, h * scale
-
-
 class NMFPrior(Prior):
-    """Gated KL-NMF components (see module docstring)."""
+    """Gated KL-NTF components (see module docstring)."""
 
     name = "nmf"
 
@@ -61,58 +102,79 @@ class NMFPrior(Prior):
     def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int, seed: int = 0) -> NMFState:
         s = self.settings
         spec = stft(mix, s.n_fft, s.hop)
-        mono_spec = spec.mean(dim=0)
+        factorised = spec if s.stereo else spec.mean(dim=0, keepdim=True)
         generator = torch.Generator().manual_seed(seed)
-        w, h = kl_nmf(mono_spec.abs(), s.components, s.nmf_iterations, generator)
-        component_masks = wiener_shares(w.T[:, :, None] * h[:, None, :])
+        factors = kl_ntf(factorised.abs(), s.components, s.nmf_iterations, generator)
         logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device)
         logits[-1] = s.rest_logit
         logits.requires_grad_(True)
-        return NMFState(spec, mono_spec, component_masks, logits, mix.shape[-1])
+        return NMFState(spec, factorised, factors, factors.model(), logits, mix.shape[-1])
 
     def components(self, state: NMFState) -> torch.Tensor:
-        """Mono audio of every component alone ``[K, samples]``."""
+        """Mono audio (channel mean) of every component alone ``[K, samples]``."""
         s = self.settings
-        return istft(state.component_masks * state.mono_spec, s.n_fft, s.hop, state.samples)
+        count, frames = state.factors.activations.shape
+        parts = []
+        for start in range(0, count, _COMPONENT_BATCH):
+            stop = min(start + _COMPONENT_BATCH, count)
+            selector = torch.zeros(stop - start, count, frames, device=state.spec.device)
+            selector[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
+            masks = state.factors.mask_numerator(selector) / state.modelled
+            parts.append(istft((masks * state.factorised).mean(dim=1), s.n_fft, s.hop, state.samples))
+        return torch.cat(parts)
+
+    def energies(self, state: NMFState, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Magnitude energy ``Σ_cft M_kc |X_c| w`` of every component in the mixture -> ``[..., K]``.
+
+        Args:
+            weights: optional ``[..., C', F, T]`` weighting (e.g. true stems' magnitudes, for an oracle).
+        """
+        ratio = state.factorised.abs() / state.modelled  # [C', F, T]
+        if weights is not None:
+            ratio = ratio * weights
+        f = state.factors
+        return (torch.matmul(f.channel_spectra().transpose(1, 2), ratio) * f.activations).sum(dim=(-3, -1))
 
     def warm_start(self, state: NMFState, score: SourceScorer) -> None:
-        """Share components competitively by how each one is tagged, relative to the other components.
+        """Share components competitively by how each one is tagged, then by where it sits.
 
-        ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block b; the
-        rest row is ``settings.rest_logit`` (default 0), so a component that sounds less like every
-        source than an average component (in an average block) goes mostly to the residual. The
-        gates become time-varying with as many blocks as the scorer returns.
+        Tags: ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block
+        b; the rest row is ``settings.rest_logit`` (default 0), so a component that sounds less like
+        every source than an average component (in an average block) goes mostly to the residual.
+        Then the spatial refinement (:func:`.panning.refine_by_direction`, ``spatial_*`` settings)
+        pulls each source's components towards one direction. The gates become time-varying with
+        as many blocks as the scorer returns.
         """
+        s = self.settings
         with torch.no_grad():
             log_p = score(self.components(state))  # [K, blocks, S]
             count = torch.tensor(float(log_p.shape[0] * log_p.shape[1]))
             relative = log_p - torch.logsumexp(log_p.flatten(0, 1), dim=0) + torch.log(count)
-            logits = torch.full((state.logits.shape[0], *log_p.shape[:2]), self.settings.rest_logit,
-                                device=log_p.device)
-            logits[:-1] = relative.permute(2, 0, 1) / self.settings.temperature
+            logits = torch.full((state.logits.shape[0], *log_p.shape[:2]), s.rest_logit, device=log_p.device)
+            logits[:-1] = relative.permute(2, 0, 1) / s.temperature
+            logits = refine_by_direction(logits, directions(state.factors.gains), self.energies(state),
+                                         s.spatial_weight, s.spatial_min_spread_degrees, s.spatial_rounds)
             state.logits = logits.requires_grad_(True)
 
     def parameters(self, state: NMFState) -> list[torch.Tensor]:
         return [state.logits]
 
     def masks(self, state: NMFState) -> torch.Tensor:
-        """Source masks ``[S, F, T]``, each in [0, 1], summing to at most one over sources.
+        """Source masks ``[S, C', F, T]`` (C' = channels factorised), in [0, 1], summing to at most one.
 
         Block gates are interpolated linearly to STFT frames (block centres evenly spread).
         """
-        shares = torch.softmax(state.logits, dim=0)[:-1]  # [S, K, blocks]
-        frames = state.component_masks.shape[-1]
-        if shares.shape[-1] == 1:
-            return torch.einsum("sk,kft->sft", shares[..., 0], state.component_masks)
-        per_frame = F.interpolate(shares, size=frames, mode="linear", align_corners=False)
-        return torch.einsum("skt,kft->sft", per_frame, state.component_masks)
+        return self.masks_for(state, shares(state.logits)[:-1])
+
+    def masks_for(self, state: NMFState, shares: torch.Tensor) -> torch.Tensor:
+        """Masks ``[S, C', F, T]`` giving source s the share ``shares[s, k, block]`` of component k."""
+        return state.factors.mask_numerator(stretch(shares, state.spec.shape[-1])) / state.modelled
 
     def estimates(self, state: NMFState) -> torch.Tensor:
         s = self.settings
-        return istft(self.masks(state) * state.mono_spec, s.n_fft, s.hop, state.samples)
+        return istft((self.masks(state) * state.factorised).mean(dim=1), s.n_fft, s.hop, state.samples)
 
     def stems(self, state: NMFState) -> torch.Tensor:
         s = self.settings
         with torch.no_grad():
-            masks = self.masks(state)
-            return istft(masks[:, None] * state.spec[None], s.n_fft, s.hop, state.samples)
+            return istft(self.masks(state) * state.spec, s.n_fft, s.hop, state.samples)
