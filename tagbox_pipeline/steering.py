@@ -152,9 +152,10 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+    estimates, stems = prior.final(state)
     with torch.no_grad():
-        final = probabilities(prior.estimates(state))[diagonal, diagonal]
-        stems = prior.stems(state).float().cpu()
+        final = probabilities(estimates)[diagonal, diagonal]
+    stems = stems.float().cpu()
     seconds = time.perf_counter() - started
     report = {s: {"p_tag": float(final[i]), "tags": tag_names[s], "seconds": seconds} for i, s in enumerate(sources)}
     return ChunkResult(stems, report)

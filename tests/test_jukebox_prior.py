@@ -87,12 +87,13 @@ def test_only_the_steered_level_is_encoded_and_decoded(vqvae: JukeboxVQVAE) -> N
     try:
         prior = prior_for(vqvae, levels=[1])
         state = prior.fit(stereo_mix(44100, 0.5), 44100, 2)
-        prior.estimates(state)
-        prior.stems(state)
+        estimates, stems = prior.estimates(state), prior.stems(state)
+        final = prior.final(state)  # what a chunk ends with: both from one decode
     finally:
         for hook in hooks:
             hook.remove()
-    assert calls == ["encoder1", "decoder1", "decoder1"]
+    assert calls == ["encoder1", "decoder1", "decoder1", "decoder1"]
+    assert torch.equal(final[0], estimates.detach()) and torch.equal(final[1], stems)
     assert state.latents[0].shape == (2, 64, -(-22050 // 32))  # padded up to whole frames
 
 

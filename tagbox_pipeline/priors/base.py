@@ -52,6 +52,12 @@ class Prior(ABC):
         Their sum must not exceed the mixture's energy share: the rest is the residual.
         """
 
+    def final(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`estimates` and :meth:`stems` of the final parameters, without gradients (a prior may
+        share their work, e.g. decode once)."""
+        with torch.no_grad():
+            return self.estimates(state), self.stems(state)
+
     def weights_sha256(self) -> dict[str, str]:
         """sha256 of every weights file the prior loaded (empty for weight-free priors)."""
         return {}

@@ -191,19 +191,29 @@ class JukeboxPrior(Prior):
         return torch.stack([istft(mask * specs[n], n, self._hop(n), length) for n, mask in masks.items()]).mean(dim=0)
 
     def estimates(self, state: JukeboxState) -> torch.Tensor:
-        masks = self.masks(state, self.decoded(state))
+        return self._estimates(state, self.masks(state, self.decoded(state)))
+
+    def _estimates(self, state: JukeboxState, masks: dict[int, torch.Tensor]) -> torch.Tensor:
         masked = self._masked_mean(masks, state.reference_specs, self._reference_length(state))
         return _fit_length(state.to_chunk(masked), state.mix.shape[-1])
 
     def stems(self, state: JukeboxState) -> torch.Tensor:
         with torch.no_grad():
+            return self._stems(state, self.masks(state, self.decoded(state)))
+
+    def final(self, state: JukeboxState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Estimates and stems from one decode of the final latents."""
+        with torch.no_grad():
             masks = self.masks(state, self.decoded(state))
-            if self.faithful:
-                n = _FAITHFUL_FINAL_FFT if _FAITHFUL_FINAL_FFT in masks else self.fft_sizes[-1]
-                mono = istft(masks[n] * state.reference_specs[n], n, self._hop(n), state.model_samples)
-                mono = _fit_length(state.to_chunk(mono / state.scale), state.mix.shape[-1])
-                return mono[:, None, :].expand(-1, state.mix.shape[0], -1).contiguous()
-            if not state.channel_specs:
-                state.channel_specs.update({n: stft(state.mix, n, self._hop(n)) for n in self.fft_sizes})
-            return self._masked_mean({n: mask[:, None] for n, mask in masks.items()},
-                                     {n: spec[None] for n, spec in state.channel_specs.items()}, state.mix.shape[-1])
+            return self._estimates(state, masks), self._stems(state, masks)
+
+    def _stems(self, state: JukeboxState, masks: dict[int, torch.Tensor]) -> torch.Tensor:
+        if self.faithful:
+            n = _FAITHFUL_FINAL_FFT if _FAITHFUL_FINAL_FFT in masks else self.fft_sizes[-1]
+            mono = istft(masks[n] * state.reference_specs[n], n, self._hop(n), state.model_samples)
+            mono = _fit_length(state.to_chunk(mono / state.scale), state.mix.shape[-1])
+            return mono[:, None, :].expand(-1, state.mix.shape[0], -1).contiguous()
+        if not state.channel_specs:
+            state.channel_specs.update({n: stft(state.mix, n, self._hop(n)) for n in self.fft_sizes})
+        return self._masked_mean({n: mask[:, None] for n, mask in masks.items()},
+                                 {n: spec[None] for n, spec in state.channel_specs.items()}, state.mix.shape[-1])
