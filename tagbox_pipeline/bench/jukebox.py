@@ -21,13 +21,24 @@ what the real ones cost; they make any quality figure meaningless, so none is gi
   Its VQ-VAE is our module with the same weights, so the difference measured is the algorithmic work
   per step, not a different conv implementation. A step for S sources costs S baseline steps.
 
-All variants are timed interleaved (one repetition of each in turn) after one warm-up each, with torch
-at 2 threads; the table gives the median of ``REPEATS``. Writes ``bench/results/jukebox.md``.
+- **decoder alone**: level 0's decoder forward + backward w.r.t. the latents of one source, float32.
+  Both the baseline and our level-0 step contain exactly this work per source, so baseline seconds per
+  source / this time bounds the per-source speedup at level 0.
+
+Each variant runs alone in a fresh Python process (same interpreter and environment, torch at 2
+threads; ``python -m tagbox_pipeline.bench.jukebox --variant KEY``): it loads the VQ-VAE and the chunk,
+builds only its step, runs one warm-up and ``REPEATS`` timed steps, and prints the seconds as JSON; the
+variants run one after another and the table gives the medians. Timed interleaved in one process (all
+variants alive at once) the figures were distorted. Writes ``bench/results/jukebox.md``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,18 +94,22 @@ def load_chunk() -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(audio.T))
 
 
-@dataclass
-class Variant:
-    """One timed configuration: ``step()`` runs one steering step for ``sources`` sources."""
+Step = Callable[[], None]
 
-    name: str
+
+@dataclass(frozen=True)
+class Variant:
+    """One timed configuration: ``build(vqvae, mix)()`` runs one step for ``sources`` sources."""
+
+    key: str
+    label: str
     sources: int
-    step: Callable[[], None]
+    build: Callable[[JukeboxVQVAE, torch.Tensor], Step]
     note: str = ""
 
 
 def ours(vqvae: JukeboxVQVAE, mix: torch.Tensor, n_sources: int, taggers: list[str] | None = None,
-         **jukebox: object) -> Callable[[], None]:
+         **jukebox: object) -> Step:
     """The product step (the loop body of ``steering.separate_chunk``) for the given settings."""
     overrides: dict[str, object] = {"prior": "jukebox", **{f"jukebox.{k}": v for k, v in jukebox.items()}}
     if taggers is not None:
@@ -124,7 +139,7 @@ def ours(vqvae: JukeboxVQVAE, mix: torch.Tensor, n_sources: int, taggers: list[s
     return step
 
 
-def seed_step(vqvae: JukeboxVQVAE, mix: torch.Tensor, source: str) -> Callable[[], None]:
+def seed_step(vqvae: JukeboxVQVAE, mix: torch.Tensor, source: str) -> Step:
     """Our re-creation of the seed's per-source step (see the module docstring); one source."""
     taggers: list[Tagger] = [get_tagger(name) for name in SEED_TAGGERS]
     targets = []
@@ -172,59 +187,84 @@ def bf16_error(vqvae: JukeboxVQVAE, mix: torch.Tensor) -> float:
     return float((a - b).norm() / a.norm().clamp_min(1e-12))
 
 
-def time_interleaved(variants: list[Variant], repeats: int = REPEATS) -> dict[str, float]:
-    """Median seconds per step of each variant: one warm-up each, then ``repeats`` rounds in turn."""
-    for variant in variants:
-        variant.step()
-    times: dict[str, list[float]] = {v.name: [] for v in variants}
-    for round_ in range(repeats):
-        for variant in variants:
-            start = time.perf_counter()
-            variant.step()
-            times[variant.name].append(time.perf_counter() - start)
-        print(f"round {round_ + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
-    return {name: statistics.median(values) for name, values in times.items()}
+def decoder_step(vqvae: JukeboxVQVAE, mix: torch.Tensor) -> Step:
+    """Level 0's decoder forward + backward w.r.t. the latents of one source (float32), nothing else."""
+    with torch.no_grad():
+        latents = vqvae.latents(mix.mean(dim=0)[None], 0).requires_grad_(True)
+
+    def step() -> None:
+        latents.grad = None
+        vqvae.decode_latents(latents, 0).sum().backward()
+
+    return step
 
 
-def build_variants(vqvae: JukeboxVQVAE, mix: torch.Tensor) -> list[Variant]:
-    """The baseline and our variants, in the order they are timed."""
-    return [
-        Variant("baseline: seed step (per source, 3 decoders, 2 taggers)", 1, seed_step(vqvae, mix, "piano"),
-                "S sources = S separate steps"),
-        Variant("ours, default (level 0, taggers MTT_musicnn + spectral)", 1, ours(vqvae, mix, 1)),
-        Variant("ours, default (level 0, taggers MTT_musicnn + spectral)", 3, ours(vqvae, mix, 3)),
-        Variant("ours, level 0, baseline's taggers (MTT_musicnn + MTT_vgg)", 3,
-                ours(vqvae, mix, 3, SEED_TAGGERS), "like-for-like taggers"),
-        Variant("ours, levels = [1] (hop 32)", 3, ours(vqvae, mix, 3, levels=[1])),
-        Variant("ours, levels = [2] (hop 128)", 3, ours(vqvae, mix, 3, levels=[2])),
-        Variant("ours, level 0, autocast = bf16", 3, ours(vqvae, mix, 3, autocast="bf16")),
-    ]
+#: the table's rows, in the order they are timed (the first is the baseline)
+VARIANTS = [
+    Variant("baseline", "baseline: seed step (per source, 3 decoders, 2 taggers)", 1,
+            lambda vqvae, mix: seed_step(vqvae, mix, "piano"), "S sources = S separate steps"),
+    Variant("ours-s1", "ours, default (level 0, taggers MTT_musicnn + MTT_vgg + spectral)", 1,
+            lambda vqvae, mix: ours(vqvae, mix, 1)),
+    Variant("ours-s3", "ours, default (level 0, taggers MTT_musicnn + MTT_vgg + spectral)", 3,
+            lambda vqvae, mix: ours(vqvae, mix, 3)),
+    Variant("ours-seed-taggers", "ours, level 0, baseline's taggers (MTT_musicnn + MTT_vgg)", 3,
+            lambda vqvae, mix: ours(vqvae, mix, 3, SEED_TAGGERS), "like-for-like taggers"),
+    Variant("ours-level1", "ours, levels = [1] (hop 32)", 3, lambda vqvae, mix: ours(vqvae, mix, 3, levels=[1])),
+    Variant("ours-level2", "ours, levels = [2] (hop 128)", 3, lambda vqvae, mix: ours(vqvae, mix, 3, levels=[2])),
+    Variant("ours-bf16", "ours, level 0, autocast = bf16", 3,
+            lambda vqvae, mix: ours(vqvae, mix, 3, autocast="bf16")),
+]
+#: timed like a row, reported in the notes
+DECODER = Variant("decoder-level0", "level-0 decoder forward + backward alone (float32)", 1, decoder_step)
+BY_KEY = {variant.key: variant for variant in [*VARIANTS, DECODER]}
+
+
+def time_here(key: str, repeats: int = REPEATS) -> list[float]:
+    """Seconds of each of ``repeats`` steps of variant ``key``, built alone in this process after one warm-up."""
+    torch.set_num_threads(THREADS)
+    step = BY_KEY[key].build(load_vqvae(checkpoint_path()), load_chunk())
+    step()
+    times: list[float] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_alone(variant: Variant) -> float:
+    """Median seconds per step of ``variant``, timed by :func:`time_here` in a fresh Python process."""
+    command = [sys.executable, "-m", f"{__package__}.jukebox", "--variant", variant.key]
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    times: list[float] = json.loads(result.stdout.splitlines()[-1])
+    print(f"{variant.key} [S={variant.sources}]: " + ", ".join(f"{t:.2f}s" for t in times), flush=True)
+    return statistics.median(times)
 
 
 def main() -> None:
-    """Time the variants and write ``bench/results/jukebox.md``."""
+    """Time each variant and the decoder alone in its own process and write ``bench/results/jukebox.md``."""
+    started = time.perf_counter()
+    medians = {variant.key: time_alone(variant) for variant in [*VARIANTS, DECODER]}
     threads_before = torch.get_num_threads()
     torch.set_num_threads(THREADS)
-    started = time.perf_counter()
     try:
-        vqvae = load_vqvae(checkpoint_path())
-        mix = load_chunk()
-        variants = build_variants(vqvae, mix)
-        for variant in variants:  # names must be unique keys: add S
-            variant.name = f"{variant.name} [S={variant.sources}]"
-        medians = time_interleaved(variants)
-        error = bf16_error(vqvae, mix)
+        error = bf16_error(load_vqvae(checkpoint_path()), load_chunk())
     finally:
         torch.set_num_threads(threads_before)
-    baseline = medians[variants[0].name] / variants[0].sources
+    baseline = medians[VARIANTS[0].key] / VARIANTS[0].sources
+
+    def speedup(variant: Variant) -> float:
+        """Baseline seconds per source / ``variant``'s seconds per source."""
+        return baseline / (medians[variant.key] / variant.sources)
+
     rows = []
-    for variant in variants:
-        seconds = medians[variant.name]
-        per_source = seconds / variant.sources
-        label = variant.name.rsplit(" [", 1)[0]
+    for variant in VARIANTS:
+        seconds = medians[variant.key]
         note = f" ({variant.note})" if variant.note else ""
-        rows.append(f"| {label}{note} | {variant.sources} | {seconds:.2f} | {per_source:.2f} | "
-                    f"{baseline / per_source:.2f}× |")
+        rows.append(f"| {variant.label}{note} | {variant.sources} | {seconds:.2f} | {seconds / variant.sources:.2f} | "
+                    f"{speedup(variant):.2f}× |")
+    decoder = medians[DECODER.key]
+    default = BY_KEY["ours-s3"]
     total = time.perf_counter() - started
     lines = [
         "# Jukebox steering step (CPU)",
@@ -234,8 +274,8 @@ def main() -> None:
         "",
         f"One steering step (decode the steered latents, ratio masks, taggers, loss, backward, Adam) on a "
         f"{CHUNK}-sample chunk ({CHUNK / RATE:.2f} s at 44.1 kHz, bench-dev clip d01), median of {REPEATS} "
-        f"repetitions after one warm-up, all variants interleaved, {THREADS} torch threads, bench run "
-        f"{total:.0f} s. Speedup = baseline seconds per source / variant seconds per source.",
+        f"repetitions after one warm-up, each variant alone in a fresh Python process, {THREADS} torch threads, "
+        f"bench run {total:.0f} s. Speedup = baseline seconds per source / variant seconds per source.",
         "",
         "| variant | S | s/step | s/step/source | speedup vs baseline |",
         "| --- | --- | --- | --- | --- |",
@@ -249,9 +289,18 @@ def main() -> None:
         "- **ours**: the product path (`JukeboxPrior.fit` once, then the body of `steering.separate_chunk`'s "
         "loop). The default loss tags every estimate *and* its complement (2S tagger inputs per step); "
         "the baseline tags S.",
+        f"- **Bound at level 0**: level 0's decoder forward + backward alone w.r.t. one source's latents "
+        f"(float32, own process, median of {REPEATS}) takes {decoder:.2f} s. Our level-0 step contains exactly "
+        f"that work for each source (the baseline contains it too), so the per-source speedup at level 0 cannot "
+        f"exceed {baseline:.2f} / {decoder:.2f} = {baseline / decoder:.2f}×; the default S = {default.sources} "
+        f"row measures {speedup(default):.2f}×. (The bound is for float32 arithmetic; bf16 autocast changes "
+        "the arithmetic itself.)",
         f"- `levels = [1]` / `[2]` decode with the cheaper level-1/2 decoders (hop 32/128, coarser audio); "
         f"bf16 autocast changes the estimates by {error:.1e} relative L2 (float32 vs bf16 decoder, same "
         "latents). The checkpoint has **random weights**, so no quality claim follows from any row.",
+        "- Each variant runs alone in a fresh Python process (same interpreter and environment), one after "
+        "another: timed interleaved in one process, with all variants alive at once, the figures were distorted "
+        "(that table had the baseline at 9.8 s/step).",
         "- Timings on a shared 2-core machine are contended; compare rows only within one run.",
         "- Licence: the Jukebox VQ-VAE weights are under OpenAI's Noncommercial Use License, which also "
         "covers what they create: stems made with `--prior jukebox` may not be used commercially.",
@@ -260,4 +309,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description="Jukebox steering-step bench (no --variant: the whole bench)")
+    parser.add_argument("--variant", choices=sorted(BY_KEY), help="time only this variant here; print JSON seconds")
+    args = parser.parse_args()
+    if args.variant is None:
+        main()
+    else:
+        print(json.dumps(time_here(args.variant)))
