@@ -47,9 +47,9 @@ class Factorisation:
         """``Q[c, k] W[f, k]`` -> ``[C, F, K]``."""
         return self.spectra[None] * self.gains[:, None, :]
 
-    def mask_numerator(self, shares: torch.Tensor) -> torch.Tensor:
-        """``Σ_k shares[s, k, t] Q[c, k] W[f, k] H[k, t]`` -> ``[S, C, F, T]`` for shares ``[S, K, T]``."""
-        return torch.matmul(self.channel_spectra()[None], (shares * self.activations)[:, None])
+    def mask_numerator(self, weights: torch.Tensor) -> torch.Tensor:
+        """``Σ_k weights[s, k, t] Q[c, k] W[f, k] H[k, t]`` -> ``[S, C, F, T]`` for weights ``[S, K, T]``."""
+        return torch.matmul(self.channel_spectra()[None], (weights * self.activations)[:, None])
 
 
 def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator: torch.Generator) -> Factorisation:
@@ -166,9 +166,9 @@ class NMFPrior(Prior):
         """
         return self.masks_for(state, shares(state.logits)[:-1])
 
-    def masks_for(self, state: NMFState, shares: torch.Tensor) -> torch.Tensor:
-        """Masks ``[S, C', F, T]`` giving source s the share ``shares[s, k, block]`` of component k."""
-        return state.factors.mask_numerator(stretch(shares, state.spec.shape[-1])) / state.modelled
+    def masks_for(self, state: NMFState, share: torch.Tensor) -> torch.Tensor:
+        """Masks ``[S, C', F, T]`` giving source s the share ``share[s, k, block]`` of component k."""
+        return state.factors.mask_numerator(stretch(share, state.spec.shape[-1])) / state.modelled
 
     def estimates(self, state: NMFState) -> torch.Tensor:
         s = self.settings
