@@ -50,7 +50,8 @@ class NMFSettings(Section):
                                                "requested sources make up the whole mix, keep 0 to extract a few "
                                                "sources from a fuller mix (see bench/results/quality.md)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
-    block_seconds: float = Field(5.0, ge=0, description="time-block length of the gates in s (0: one gate per component)")
+    block_seconds: float = Field(5.0, ge=0,
+                                 description="time-block length of the gates in s (0: one gate per component)")
     spatial_weight: float = Field(1.0, ge=0, description="weight of the spatial cue in the warm start: each source's "
                                                          "components pulled towards one direction (0: tags only)")
     spatial_min_spread_degrees: float = Field(5.0, gt=0, description="smallest angular spread of a source's "
@@ -101,7 +102,8 @@ class Settings(Section):
 
     prior: Literal["nmf", "jukebox"] = "nmf"
     taggers: list[str] = Field(
-        default_factory=lambda: ["MTT_musicnn", "MTT_vgg", "spectral"], description="tagger names (see `tagbox taggers`)"
+        default_factory=lambda: ["MTT_musicnn", "MTT_vgg", "spectral"],
+        description="tagger names (see `tagbox taggers`)"
     )
     source_taggers: dict[str, list[str]] = Field(
         default_factory=lambda: {"synth": ["fcn-jamendo"]},

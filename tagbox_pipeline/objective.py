@@ -9,8 +9,8 @@ from torch.nn import functional as F
 
 from .errors import UserError
 from .taggers.base import Tagger
-from .timeline import stretch
 from .taggers.vocabulary import Source, resolve_source, tag_indices
+from .timeline import stretch
 
 
 @dataclass

@@ -114,8 +114,9 @@ def test_a_per_source_tagger_scores_only_its_sources(clip, shared):
     assert models.describe()["source_taggers"] == {"fcn-mtat": ["drums"]}
     report = run(clip, ["piano", "drums"], settings, models).report
     mtat = lambda name, tags: [f"{name}:{tag}" for tag in tags]
-    assert report["drums"]["tags"] == (mtat("MTT_musicnn", ["drums", "beat", "beats"]) + mtat("MTT_vgg", ["drums", "beat", "beats"])
-                                       + mtat("fcn-mtat", ["drums", "beat", "beats"]))
+    drum_tags = ["drums", "beat", "beats"]
+    assert report["drums"]["tags"] == (mtat("MTT_musicnn", drum_tags) + mtat("MTT_vgg", drum_tags)
+                                       + mtat("fcn-mtat", drum_tags))
     # fcn-mtat has "piano" but is not used for it
     assert report["piano"]["tags"] == ["MTT_musicnn:piano", "MTT_vgg:piano"]
 

@@ -122,10 +122,8 @@ def baseline_oracle_nmf(clip: Clip, settings: Settings) -> dict[str, np.ndarray]
     nmf = settings.nmf
     prior = NMFPrior(nmf)
     state = prior.fit(torch.from_numpy(clip.mixture), clip.sample_rate, len(clip.sources), settings.seed)
-    truth = torch.stack([stft(torch.from_numpy(clip.stems[s]), nmf.n_fft, nmf.hop).abs() for s in clip.sources])
-    if not nmf.stereo:
-        truth = stft(torch.from_numpy(np.stack([clip.stems[s].mean(axis=0) for s in clip.sources])),
-                     nmf.n_fft, nmf.hop).abs()[:, None]
+    stems = np.stack([clip.stems[s] for s in clip.sources])  # [S, channels, samples]
+    truth = stft(torch.from_numpy(stems if nmf.stereo else stems.mean(axis=1, keepdims=True)), nmf.n_fft, nmf.hop).abs()
     overlap = prior.energies(state, truth)  # [S, K]
     owner = torch.nn.functional.one_hot(overlap.argmax(dim=0), len(clip.sources)).T.to(overlap.dtype)
     return _masked(clip, prior.masks_for(state, owner[:, :, None]).numpy(), nmf.n_fft, nmf.hop)

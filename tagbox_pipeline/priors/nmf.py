@@ -113,13 +113,12 @@ class NMFPrior(Prior):
     def components(self, state: NMFState) -> torch.Tensor:
         """Mono audio (channel mean) of every component alone ``[K, samples]``."""
         s = self.settings
-        count, frames = state.factors.activations.shape
+        spectra = state.factors.channel_spectra().permute(2, 0, 1)[..., None]  # [K, C', F, 1]
+        activations = state.factors.activations[:, None, None, :]  # [K, 1, 1, T]
         parts = []
-        for start in range(0, count, _COMPONENT_BATCH):
-            stop = min(start + _COMPONENT_BATCH, count)
-            selector = torch.zeros(stop - start, count, frames, device=state.spec.device)
-            selector[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            masks = state.factors.mask_numerator(selector) / state.modelled
+        for start in range(0, len(spectra), _COMPONENT_BATCH):
+            part = slice(start, start + _COMPONENT_BATCH)
+            masks = spectra[part] * activations[part] / state.modelled
             parts.append(istft((masks * state.factorised).mean(dim=1), s.n_fft, s.hop, state.samples))
         return torch.cat(parts)
 
