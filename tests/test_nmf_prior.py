@@ -123,3 +123,18 @@ def test_stems_are_bit_identical_whatever_the_thread_count(clip, prior):
     finally:
         torch.set_num_threads(before)
     assert torch.equal(stems[0], stems[1])
+
+
+def test_stereo_false_factorises_the_downmix_and_masks_every_channel_alike(clip):
+    overrides = {"nmf.components": 16, "nmf.nmf_iterations": 40}
+    stereo = NMFPrior(load_settings(overrides=overrides).nmf)
+    mono = NMFPrior(load_settings(overrides={**overrides, "nmf.stereo": False}).nmf)
+    masks = {}
+    for name, prior in (("stereo", stereo), ("mono", mono)):
+        state = prior.fit(clip["mixture"], RATE, 2, seed=0)
+        with torch.no_grad():
+            state.logits.copy_(torch.randn(state.logits.shape, generator=torch.Generator().manual_seed(0)))
+        masks[name] = prior.masks(state)
+    assert masks["mono"].shape[1] == 1 and masks["stereo"].shape[1] == 2
+    # flute left, guitar right: the stereo factorisation gives the two channels different masks
+    assert (masks["stereo"][:, 0] - masks["stereo"][:, 1]).abs().mean() > 0.01
