@@ -1,4 +1,7 @@
-"""The KL-NTF prior on real bench-dev audio (3 s excerpts of d02: flute left, guitar right, bass centre)."""
+"""The KL-NTF prior on real bench-dev audio (3 s excerpts of d02: flute and guitar on opposite sides, bass centre;
+the sides are read from the bench manifest)."""
+
+import json
 
 import pytest
 import soundfile as sf
@@ -18,6 +21,14 @@ def clip(shared):
     read = lambda name: torch.from_numpy(sf.read(folder / f"{name}.flac", dtype="float32",
                                                  frames=SECONDS * RATE)[0].T.copy())
     return {name: read(name) for name in ("mixture", "flute", "guitar", "bass")}
+
+
+@pytest.fixture(scope="module")
+def pans(shared):
+    """``{source name: pan}`` of d02 from the bench manifest (-1 left .. +1 right)."""
+    manifest = json.loads((shared / "data" / "bench-dev" / "manifest.json").read_text())
+    clip = next(c for c in manifest["clips"] if c["id"] == "d02")
+    return {s["name"]: float(s["pan"]) for s in clip["sources"]}
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +53,10 @@ def test_kl_ntf_fits_the_real_spectrogram_better_with_more_iterations(clip, chan
     assert errors[0] > errors[1] > errors[2]
 
 
-def test_channel_gains_find_where_the_instruments_sit(clip):
-    """Components fitted on the stereo mix lean the way their instrument is panned: the flute's
-    energy (panned left) comes mostly from left-leaning components, the guitar's (right) from right-leaning ones."""
+def test_channel_gains_find_where_the_instruments_sit(clip, pans):
+    """Components fitted on the stereo mix lean the way their instrument is panned: a source panned
+    left draws its energy mostly from left-leaning components, one panned right from right-leaning ones."""
+    assert pans["flute"] * pans["guitar"] < 0, pans  # the test needs them on opposite sides
     nmf = load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40}).nmf
     prior = NMFPrior(nmf)
     state = prior.fit(clip["mixture"], RATE, 2, seed=0)
@@ -52,8 +64,9 @@ def test_channel_gains_find_where_the_instruments_sit(clip):
                          for s in ("flute", "guitar")])
     owned = prior.energies(state, truth)  # [2, K]
     left_share = state.factors.gains[0]  # [K]
-    lean = lambda s: float((owned[s] * left_share).sum() / owned[s].sum())
-    assert lean(0) > 0.5 + 0.05 and lean(1) < 0.5 - 0.05, (lean(0), lean(1))
+    for index, source in enumerate(("flute", "guitar")):
+        lean = float((owned[index] * left_share).sum() / owned[index].sum())  # > 0.5: mostly left
+        assert (lean - 0.5) * -pans[source] > 0.05, (source, pans[source], lean)
 
 
 def test_a_source_given_every_component_gets_the_whole_mix_on_every_channel(clip, prior):
@@ -136,5 +149,5 @@ def test_stereo_false_factorises_the_downmix_and_masks_every_channel_alike(clip)
             state.logits.copy_(torch.randn(state.logits.shape, generator=torch.Generator().manual_seed(0)))
         masks[name] = prior.masks(state)
     assert masks["mono"].shape[1] == 1 and masks["stereo"].shape[1] == 2
-    # flute left, guitar right: the stereo factorisation gives the two channels different masks
+    # flute and guitar on opposite sides: the stereo factorisation gives the two channels different masks
     assert (masks["stereo"][:, 0] - masks["stereo"][:, 1]).abs().mean() > 0.01
