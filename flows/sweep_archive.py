@@ -9,8 +9,8 @@ from typing import Any
 from prefect import flow
 
 from flows.separate_track import separate_track
-from tagbox_pipeline.config import load_settings
-from tagbox_pipeline.pipeline.options import log_to_stderr
+from tagbox_pipeline.settings_check import load_checked_settings
+from tagbox_pipeline.pipeline.logs import log_to_stderr
 from tagbox_pipeline.pipeline.service import run_sweep
 
 
@@ -20,6 +20,6 @@ def sweep_archive(archive: str, out: str, sources: list[str], config: str | None
                   dask_workers: int = 2) -> dict[str, Any]:
     """Sweep ``archive`` into ``out``; returns the report (also in ``OUT/sweep-report.json``)."""
     log_to_stderr()
-    settings = load_settings(Path(config) if config else None, overrides)
+    settings = load_checked_settings(Path(config) if config else None, overrides)
     report = run_sweep(Path(archive), Path(out), sources, settings, separate_track, dask, dask_workers)
     return asdict(report)

@@ -8,8 +8,8 @@ from typing import Any
 from prefect import flow
 
 from flows.separate_track import separate_track
-from tagbox_pipeline.config import load_settings
-from tagbox_pipeline.pipeline.options import log_to_stderr
+from tagbox_pipeline.settings_check import load_checked_settings
+from tagbox_pipeline.pipeline.logs import log_to_stderr
 from tagbox_pipeline.pipeline.service import run_watch
 
 
@@ -19,5 +19,5 @@ def watch_inbox(inbox: str, out: str, sources: list[str], config: str | None = N
                 dask_workers: int = 2) -> dict[str, int]:
     """Watch ``inbox`` (until stopped, or until drained with ``once``); returns outcome counts."""
     log_to_stderr()
-    settings = load_settings(Path(config) if config else None, overrides)
+    settings = load_checked_settings(Path(config) if config else None, overrides)
     return run_watch(Path(inbox), Path(out), sources, settings, separate_track, once, dask, dask_workers)

@@ -21,7 +21,6 @@ from tagbox_pipeline.config import Settings
 from tagbox_pipeline.errors import UserError
 from tagbox_pipeline.paths import REPO_DIR
 from tagbox_pipeline.separation import separate_file
-from tagbox_pipeline.stems import track_name
 
 EXAMPLE = REPO_DIR / "examples" / "demo" / "mixture.flac"
 OUT = REPO_DIR / "build" / "demo"
@@ -63,17 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sources = args.sources.split(",") if args.sources else _listed_sources(args.input)
         started = time.monotonic()
-        manifest = separate_file(args.input, args.out, sources, Settings())
+        published = separate_file(args.input, args.out, sources, Settings())
     except UserError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
     seconds = time.monotonic() - started
-    track = args.out / track_name(args.input)
-    print(f"separated {args.input.name} ({manifest['input']['duration_s']:.1f} s) into {', '.join(sources)} "
-          f"in {seconds:.1f} s; stems in {track}/")
-    for name in manifest["output"]["files"]:
-        print(f"  {track / name}")
-    _print_scores(args.input, track, sources)
+    print(f"separated {args.input.name} ({published.manifest['input']['duration_s']:.1f} s) into "
+          f"{', '.join(sources)} in {seconds:.1f} s; stems in {published.folder}/")
+    for path in published.files:
+        print(f"  {path}")
+    _print_scores(args.input, published.folder, sources)
     return 0
 
 

@@ -7,11 +7,14 @@ to one, so regions are final when emitted; nothing is normalised afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import torch
 
 from .chunking import Chunk
+from .steering import ChunkResult
 
 #: receives ``(start, block)``: the finished samples ``[start, start + block.shape[-1])`` of the track
 Sink = Callable[[int, np.ndarray], None]
@@ -55,3 +58,33 @@ class OverlapAdd:
     def finished(self) -> bool:
         """True once every chunk was added (and so every sample was emitted)."""
         return self._next == len(self._chunks)
+
+
+def chunk_entry(chunk: Chunk, sample_rate: int, report: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's line of the manifest: its regions in s and the steering report."""
+    return {"index": chunk.index, "start_s": chunk.start / sample_rate, "stop_s": chunk.stop / sample_rate,
+            "read_start_s": chunk.read_start / sample_rate, "read_stop_s": chunk.read_stop / sample_rate,
+            "report": report}
+
+
+def assemble(chunks: Sequence[Chunk], results: Iterable[ChunkResult], sink: Sink, n_sources: int, channels: int,
+             sample_rate: int) -> list[dict[str, Any]]:
+    """Crossfade the chunk results (in chunk order) into ``sink``; returns the chunks' manifest entries.
+
+    Args:
+        results: one per chunk, stems ``[n_sources, channels, read length]``.
+        sample_rate: of the track, in Hz (for the entries' times in s).
+
+    Raises:
+        ValueError: when results are missing, extra, or of the wrong shape.
+    """
+    accumulator = OverlapAdd(chunks, sink)
+    entries = []
+    for chunk, result in zip(chunks, results, strict=True):
+        stems = result.stems.detach().cpu().numpy() if isinstance(result.stems, torch.Tensor) else result.stems
+        expected = (n_sources, channels, chunk.read_stop - chunk.read_start)
+        if stems.shape != expected:
+            raise ValueError(f"chunk {chunk.index}: stems have shape {stems.shape}, expected {expected}")
+        accumulator.add(stems)
+        entries.append(chunk_entry(chunk, sample_rate, result.report))
+    return entries

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -157,3 +158,32 @@ def quantise(audio: np.ndarray, subtype: str) -> np.ndarray:
         return audio.astype(np.float64)
     scale = float(1 << (bits - 1))
     return np.clip(np.round(audio * scale), -scale, scale - 1) / scale
+
+
+class SampleReader(Protocol):
+    """Where a track's samples come from: a file on disk or an array in memory."""
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` as float32 ``[channels, stop - start]``."""
+
+
+@dataclass(frozen=True)
+class FileSamples:
+    """Samples of an audio file, read by seeking (see :func:`read_block`)."""
+
+    path: Path
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` of the file."""
+        return read_block(self.path, start, stop)
+
+
+@dataclass(frozen=True)
+class ArraySamples:
+    """Samples of an in-memory mixture ``[channels, n]`` (float32)."""
+
+    audio: np.ndarray
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` of the array (a view)."""
+        return self.audio[:, start:stop]

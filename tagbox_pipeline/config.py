@@ -1,6 +1,7 @@
 """All settings in one pydantic model, read from TOML and overridable by CLI flags.
 
-Every section forbids unknown keys, so a typo is an error that names the key. The settings hash
+Every section forbids unknown keys, so a typo is an error that names the key. Names of taggers,
+sources and post plugins are checked a layer up (:mod:`tagbox_pipeline.settings_check`). The settings hash
 (:meth:`Settings.digest`) is part of every cache key (Prefect tasks, the sweep's up-to-date check).
 Sections are owned by the module they configure; add fields there, with units in the description.
 """
@@ -13,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 
@@ -81,14 +82,6 @@ class PluginSpec(Section):
     plugin: str = Field(description="pedalboard class name, e.g. 'Compressor'")
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known_plugin(self) -> PluginSpec:
-        """An unknown plugin or parameter is an error naming it (checked by instantiating it)."""
-        from .pipeline.post import make_plugin
-
-        make_plugin(self.plugin, self.params)
-        return self
-
 
 class WatchSettings(Section):
     """Watch-folder behaviour."""
@@ -118,23 +111,6 @@ class Settings(Section):
     jukebox: JukeboxSettings = Field(default_factory=JukeboxSettings)
     post: dict[str, list[PluginSpec]] = Field(default_factory=dict, description="per-source pedalboard chains")
     watch: WatchSettings = Field(default_factory=WatchSettings)
-
-    @model_validator(mode="after")
-    def _known_names(self) -> Settings:
-        """Unknown tagger or source names in ``taggers`` / ``source_taggers`` are errors naming them."""
-        from .errors import UserError
-        from .taggers.registry import info
-        from .taggers.vocabulary import resolve_source
-
-        checks = [("taggers", info, name) for name in self.taggers]
-        checks += [("source_taggers", resolve_source, source) for source in self.source_taggers]
-        checks += [("source_taggers", info, name) for names in self.source_taggers.values() for name in names]
-        for key, check, name in checks:
-            try:
-                check(name)
-            except UserError as exc:
-                raise ValueError(f"{key}: {exc}") from None
-        return self
 
     def digest(self) -> str:
         """sha256 (hex) of the settings that change the stems; run-time knobs (device, watch) excluded."""

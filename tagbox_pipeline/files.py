@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import tempfile
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def unique_path(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/<stem> (n)<suffix>`` with the smallest free n."""
-    candidate = folder / name
-    stem, suffix = Path(name).stem, Path(name).suffix
-    n = 1
-    while candidate.exists() or candidate.is_symlink():
-        candidate = folder / f"{stem} ({n}){suffix}"
-        n += 1
-    return candidate
+def numbered_names(name: str, keep_suffix: bool = True) -> Iterator[str]:
+    """``name``, then ``<stem> (1)<suffix>``, ``<stem> (2)<suffix>``... (``name (1)``... for folders:
+    ``keep_suffix=False``, so ``Take.v2`` becomes ``Take.v2 (1)``)."""
+    stem, suffix = (Path(name).stem, Path(name).suffix) if keep_suffix else (name, "")
+    yield name
+    for n in itertools.count(1):
+        yield f"{stem} ({n}){suffix}"
+
+
+def unique_path(folder: Path, name: str, keep_suffix: bool = True) -> Path:
+    """``folder/name``, or the first free numbered name (see :func:`numbered_names`)."""
+    return next(folder / candidate for candidate in numbered_names(name, keep_suffix)
+                if not (folder / candidate).exists() and not (folder / candidate).is_symlink())
 
 
 def move_no_overwrite(src: Path, folder: Path) -> Path:
@@ -99,19 +104,3 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def replace_dir(staged: Path, dest: Path) -> None:
-    """Put the finished folder ``staged`` at ``dest``, replacing an older one in two renames.
-
-    ``dest`` never holds a mix of old and new files: the old folder is renamed aside, the new one
-    renamed in, then the old one deleted.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(dest, old)
-    os.rename(staged, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

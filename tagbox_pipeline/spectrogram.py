@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from .stem_folders import spectrogram_name  # noqa: E402
+
 #: FFT size in samples of each analysed frame
 N_FFT = 2048
 #: at most this many frames (image columns) are read, evenly spread over the file
@@ -71,3 +73,9 @@ def write_spectrogram_png(path: Path, png: Path, title: str) -> Path:
     finally:
         plt.close(fig)
     return png
+
+
+def write_spectrograms(track: str, stems: list[Path]) -> list[Path]:
+    """Write ``<stem>.spectrogram.png`` beside each stem file (titled ``<track>: <stem>``); returns their paths."""
+    return [write_spectrogram_png(stem, stem.with_name(spectrogram_name(stem.name)), f"{track}: {stem.stem}")
+            for stem in stems]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,13 +66,22 @@ class ChunkResult:
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def build_prior(settings: Settings, device: str) -> Prior:
-    """The prior named by ``settings.prior`` (Jukebox: loads the VQ-VAE weights, see ``[jukebox]``)."""
-    if settings.prior == "jukebox":
-        from .priors.jukebox import JukeboxPrior
+def _jukebox(settings: Settings, device: str) -> Prior:
+    from .priors.jukebox import JukeboxPrior  # loads the VQ-VAE weights, see ``[jukebox]``
 
-        return JukeboxPrior.load(settings.jukebox, device)
-    return NMFPrior(settings.nmf)
+    return JukeboxPrior.load(settings.jukebox, device)
+
+
+#: ``settings.prior`` → how to build that prior on a device
+PRIORS: dict[str, Callable[[Settings, str], Prior]] = {
+    "nmf": lambda settings, device: NMFPrior(settings.nmf),
+    "jukebox": _jukebox,
+}
+
+
+def build_prior(settings: Settings, device: str) -> Prior:
+    """The prior named by ``settings.prior`` (see :data:`PRIORS`)."""
+    return PRIORS[settings.prior](settings, device)
 
 
 def load_models(settings: Settings, device: str = "cpu") -> Models:
@@ -98,10 +108,31 @@ def load_models(settings: Settings, device: str = "cpu") -> Models:
     return Models(taggers, build_prior(settings, device), device, only, skipped)
 
 
-def _time_blocks(seconds: float, settings: Settings) -> int:
-    """How many time blocks the warm-start gates get for a chunk of ``seconds`` (at least one)."""
-    block = settings.nmf.block_seconds
-    return max(1, round(seconds / block)) if block > 0 else 1
+def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int, taggers: list[Tagger],
+                  source_tags: SourceTags) -> Callable[[], None]:
+    """One Adam step on the prior's parameters per call: the body of the steering loop.
+
+    Args:
+        state: the prior's fitted (and warm-started) state of the chunk.
+        mono: the chunk's mono downmix ``[samples]`` at ``sample_rate`` Hz (the complement of each
+            estimate is ``mono - estimate`` for the two-sided loss).
+    """
+    optimiser = torch.optim.Adam(prior.parameters(state), lr=prior.learning_rate)
+    diagonal = torch.arange(len(source_tags.sources))
+
+    def step() -> None:
+        estimates = prior.estimates(state)
+        if prior.loss == "multi-hot":
+            loss = multi_hot_bce(estimates, sample_rate, taggers, source_tags)
+        else:
+            probs = source_probabilities(torch.cat([estimates, mono - estimates]), sample_rate, taggers,
+                                         source_tags)[:, 0]
+            loss = two_sided_loss(probs[diagonal, diagonal], probs[len(diagonal) + diagonal, diagonal])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
 
 
 def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], settings: Settings,
@@ -132,26 +163,14 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     def probabilities(audio: torch.Tensor) -> torch.Tensor:
         return source_probabilities(audio, sample_rate, taggers, source_tags)[:, 0]
 
-    blocks = _time_blocks(mix.shape[-1] / sample_rate, settings)
+    blocks = prior.score_blocks(mix.shape[-1] / sample_rate)
     state = prior.fit(mix, sample_rate, len(sources), seed)
     prior.warm_start(state, lambda audio: torch.log(
         source_probabilities(audio, sample_rate, taggers, source_tags, blocks).clamp_min(1e-6)))
-    mono = mix.mean(dim=0)
-    params = prior.parameters(state)
-    optimiser = torch.optim.Adam(params, lr=settings.nmf.learning_rate if settings.prior == "nmf"
-                                 else settings.jukebox.learning_rate)
-    diagonal = torch.arange(len(sources))
-    seed_loss = settings.prior == "jukebox" and settings.jukebox.reference_faithful
+    step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags)
     for _ in range(settings.steps):
-        estimates = prior.estimates(state)
-        if seed_loss:
-            loss = multi_hot_bce(estimates, sample_rate, taggers, source_tags)
-        else:
-            probs = probabilities(torch.cat([estimates, mono - estimates]))
-            loss = two_sided_loss(probs[diagonal, diagonal], probs[len(sources) + diagonal, diagonal])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        step()
+    diagonal = torch.arange(len(sources))
     estimates, stems = prior.final(state)
     with torch.no_grad():
         final = probabilities(estimates)[diagonal, diagonal]

@@ -1,9 +1,8 @@
-"""Writing one track's stem folder: ``<source>.wav`` per source, ``residual.wav`` and ``manifest.json``.
+"""Writing one track's stem files: ``<source>.wav`` per source and ``residual.wav``.
 
-The folder is built as ``<out>/.<track>.tmp-XXXX`` (hidden), every file fsynced, then renamed to
-``<out>/<track>``; an existing folder of that name is replaced (moved aside, the new one renamed
-in, the old one deleted), so readers see either the old complete folder or the new one, never a
-mix. Stems keep the input's rate, channel count and length; the sample encoding follows
+They are written block by block into a (hidden, staging) folder and fsynced; publishing that
+folder is :mod:`tagbox_pipeline.publish`'s job. Stems keep the input's rate, channel count and
+length; the sample encoding follows
 :func:`~tagbox_pipeline.audio_io.output_subtype`. The residual is the mixture minus the stems *as
 they are stored* (after rounding to the output encoding), so the files null-sum exactly for PCM.
 """
@@ -11,18 +10,14 @@ they are stored* (after rounding to the output encoding), so the files null-sum 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import unicodedata
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from .audio_io import AudioInfo, output_subtype, quantise
-from .pipeline.files import default_mode, replace_dir, write_json_atomic
 
 #: name of the file holding what the stems do not explain
 RESIDUAL = "residual"
@@ -49,25 +44,22 @@ def _os_cause(handle: sf.SoundFile, exc: sf.LibsndfileError) -> str:
 
 
 class StemWriter:
-    """Writes a track's stems block by block into a hidden folder, published by :meth:`commit`.
+    """Writes a track's stems and residual block by block into ``folder``.
 
-    Use as a context manager; leaving it without :meth:`commit` (an error) deletes the temp folder.
+    Use as a context manager; leaving it closes the files (the caller removes a folder left
+    unfinished by an error). :meth:`close` makes the files durable (fsync).
 
     Args:
-        out_dir: parent folder of the track folder (created if missing).
-        name: track folder name (see :func:`track_name`).
+        folder: an existing (staging) folder.
         info: the input, whose rate and channel count the stems keep.
         sources: source names, one file each, in the order of the stem blocks.
         file_format: ``"wav"`` or ``"flac"``.
     """
 
-    def __init__(self, out_dir: Path, name: str, info: AudioInfo, sources: list[str], file_format: str) -> None:
+    def __init__(self, folder: Path, info: AudioInfo, sources: list[str], file_format: str) -> None:
         self.subtype = output_subtype(info, file_format)
-        self.dest = Path(out_dir) / name
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.temp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.dest.parent))
-        self.temp.chmod(default_mode(directory=True))
-        self.paths = [self.temp / f"{source}.{file_format}" for source in [*sources, RESIDUAL]]
+        self.folder = folder
+        self.paths = [folder / f"{source}.{file_format}" for source in [*sources, RESIDUAL]]
         self._files = [sf.SoundFile(p, "w", info.sample_rate, info.channels, self.subtype, format=file_format.upper())
                        for p in self.paths]
 
@@ -79,10 +71,10 @@ class StemWriter:
             try:
                 handle.write(block.T)
             except sf.LibsndfileError as exc:
-                raise OSError(f"cannot write stem {self.dest.name}/{path.name} ({_os_cause(handle, exc)})") from exc
+                raise OSError(f"cannot write stem {path.name} ({_os_cause(handle, exc)})") from exc
 
-    def commit(self, manifest: dict[str, Any]) -> Path:
-        """Write ``manifest.json``, fsync everything and move the folder into place; returns its path."""
+    def close(self) -> None:
+        """Close every file and fsync it."""
         for handle, path in zip(self._files, self.paths):
             handle.close()
             descriptor = os.open(path, os.O_RDONLY)
@@ -90,9 +82,6 @@ class StemWriter:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-        write_json_atomic(self.temp / "manifest.json", manifest)
-        replace_dir(self.temp, self.dest)
-        return self.dest
 
     def __enter__(self) -> StemWriter:
         return self
@@ -100,4 +89,3 @@ class StemWriter:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         for handle in self._files:
             handle.close()
-        shutil.rmtree(self.temp, ignore_errors=True)

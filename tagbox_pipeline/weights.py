@@ -23,7 +23,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from .errors import WeightsError
 from .paths import cache_dir
-from .pipeline.files import sha256_file, write_json_atomic
+from .files import sha256_file, write_json_atomic
 
 _BLOCK = 1 << 16
 

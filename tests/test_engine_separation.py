@@ -19,9 +19,11 @@ import torch
 from tagbox_pipeline.audio_io import read_block
 from tagbox_pipeline.config import Settings, load_settings
 from tagbox_pipeline.errors import AudioReadError, UserError
-from tagbox_pipeline.pipeline.files import sha256_file
-from tagbox_pipeline.separation import (
-    assemble_track, load_models, plan_track, run_chunk, separate, separate_file)
+from tagbox_pipeline.files import sha256_file
+from tagbox_pipeline.files import default_mode
+from tagbox_pipeline.publish import publish_track
+from tagbox_pipeline.separation import Separator, separate_file
+from tagbox_pipeline.track_plan import plan_track
 from stemcheck import assert_stems_null_sum
 
 SOURCES = ["drums", "piano"]
@@ -71,9 +73,14 @@ def test_stems_keep_rate_channels_length_depth_and_null_sum(clip, tmp_path: Path
     audio, rate = clip
     path = write_input(tmp_path, name, audio[:, : 2 * rate], rate, new_rate, channels, subtype)
     before = sha256_file(path)
-    manifest = separate_file(path, tmp_path / "out", SOURCES, fast_settings())
-    track = tmp_path / "out" / Path(name).stem
+    published = separate_file(path, tmp_path / "out", SOURCES, fast_settings())
+    manifest, track = published.manifest, tmp_path / "out" / Path(name).stem
+    assert published.folder == track and published.files == [track / f"{s}.wav" for s in [*SOURCES, "residual"]]
     assert sorted(p.name for p in track.iterdir()) == ["drums.wav", "manifest.json", "piano.wav", "residual.wav"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [track.name], "no staging folder left"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [track, *track.iterdir()]}
+    assert modes == {p.name: default_mode(p.is_dir()) for p in [track, *track.iterdir()]}, \
+        "folder and files get the umask's modes like any plain write (not tempfile's private 0700/0600)"
     mix = assert_stems_null_sum(track, path, ["drums", "piano", "residual"], new_rate, channels, stored)
     drums = sf.read(track / "drums.wav", dtype="float64", always_2d=True)[0]
     assert 1e-4 < np.sum(drums ** 2) / np.sum(mix ** 2) < 1.0, "a stem holds part of the mixture, not all"
@@ -87,6 +94,7 @@ def test_stems_keep_rate_channels_length_depth_and_null_sum(clip, tmp_path: Path
     assert all(0 <= c["report"]["piano"]["p_tag"] <= 1 and c["report"]["piano"]["seconds"] >= 0
                for c in manifest["chunks"])
     assert set(manifest["versions"]) >= {"tagbox", "torch", "numpy", "prefect"}
+    assert manifest["kind"] == "tagbox-stems" and manifest["post"] == {} and manifest["raw_dir"] is None
 
 
 def test_flac_output_format(clip, tmp_path: Path) -> None:
@@ -101,21 +109,24 @@ def test_same_seed_same_stems_weights_unchanged_and_phases_match_separate_file(c
     audio, rate = clip
     path = write_input(tmp_path, "song.wav", audio[:, : 2 * rate], rate, rate, 2, "PCM_16")
     settings = fast_settings(seed=3, steps=1)
-    models = load_models(settings)
-    weights = {f"{t.name}.{k}": v.clone() for t in models.taggers for k, v in t.state_dict().items()}
+    separator = Separator(settings)
+    taggers = separator.models.taggers
+    weights = {f"{t.name}.{k}": v.clone() for t in taggers for k, v in t.state_dict().items()}
     separate_file(path, tmp_path / "a", SOURCES, settings)
-    assert all(torch.equal(v, weights[f"{t.name}.{k}"]) for t in models.taggers for k, v in t.state_dict().items()), \
+    plan = separator.plan(path, SOURCES)
+    publish_track(plan, (separator.run_chunk(plan, i) for i in range(len(plan.chunks))), tmp_path / "b" / "song",
+                  separator.models)
+    assert all(torch.equal(v, weights[f"{t.name}.{k}"]) for t in taggers for k, v in t.state_dict().items()), \
         "tagger weights unchanged by steering"
-    plan = plan_track(path, SOURCES, settings)
-    assemble_track(plan, (run_chunk(plan, i, models) for i in range(len(plan.chunks))), tmp_path / "b", models)
     for stem in ["drums.wav", "piano.wav", "residual.wav"]:
         assert sha256_file(tmp_path / "a" / "song" / stem) == sha256_file(tmp_path / "b" / "song" / stem)
 
 
 def test_in_memory_separate_matches_shapes_and_sums(clip) -> None:
     audio, rate = clip
+    separator = Separator(fast_settings())
     for data in [audio[:, : 2 * rate], audio[:1, : 2 * rate], np.zeros((2, rate // 2), dtype=np.float32)]:
-        stems = separate(data, rate, SOURCES, fast_settings())
+        stems = separator.separate(data, rate, SOURCES)
         assert set(stems.sources) == set(SOURCES)
         for name in [*SOURCES, "residual"]:
             assert stems[name].shape == data.shape and np.isfinite(stems[name]).all()
@@ -143,14 +154,20 @@ def test_bad_input_and_bad_source_fail_before_any_output(tmp_path: Path) -> None
     assert not (tmp_path / "out").exists()
 
 
-def test_input_inside_the_folder_to_replace_is_refused(clip, tmp_path: Path) -> None:
+def test_a_folder_that_is_not_ours_is_never_replaced(clip, tmp_path: Path) -> None:
+    """The input's own folder, and a user's folder of the track's name, are left alone: stems go to `name (n)`."""
     audio, rate = clip
-    (tmp_path / "out" / "song").mkdir(parents=True)
-    path = write_input(tmp_path / "out" / "song", "song.wav", audio[:, :rate], rate, rate, 2, "PCM_16")
-    before = sha256_file(path)
-    with pytest.raises(UserError, match="inside the output folder"):
-        separate_file(path, tmp_path / "out", SOURCES, fast_settings())
-    assert sha256_file(path) == before and [p.name for p in (tmp_path / "out").iterdir()] == ["song"]
+    home = tmp_path / "out" / "song"
+    home.mkdir(parents=True)
+    path = write_input(home, "song.wav", audio[:, :rate], rate, rate, 2, "PCM_16")
+    (home / "my_bounce.wav").write_bytes(path.read_bytes())
+    before = {p.name: sha256_file(p) for p in home.iterdir()}
+    published = separate_file(path, tmp_path / "out", SOURCES, fast_settings())
+    assert published.folder == tmp_path / "out" / "song (1)"
+    assert {p.name: sha256_file(p) for p in home.iterdir()} == before, "the user's folder is untouched"
+    again = separate_file(path, tmp_path / "out", SOURCES, fast_settings())
+    assert again.folder == published.folder, "our own stem folder of that name is replaced"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song", "song (1)"]
 
 
 def test_chunk_reads_only_its_region(clip, tmp_path: Path) -> None:
@@ -206,6 +223,38 @@ def test_cli_several_inputs_one_bad_exit_1_with_summary(clip, tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in (tmp_path / "out" / "good").iterdir()) == [
         "drums.flac", "manifest.json", "piano.flac", "residual.flac"], "replaced as a whole"
+
+
+POST_TOML = CHEAP_TOML + """
+[[post.drums]]
+plugin = "Compressor"
+params = { ratio = 4.0, threshold_db = -24.0 }
+[[post.drums]]
+plugin = "Gain"
+params = { gain_db = -6.0 }
+"""
+
+
+def test_cli_applies_post_chains_keeps_raw_and_raw_plus_residual_null_sum(clip, tmp_path: Path) -> None:
+    """`tagbox separate --config` runs the settings' post chains, exactly as the flows do (issue 15)."""
+    audio, rate = clip
+    song = write_input(tmp_path, "song.wav", audio[:, : 2 * rate], rate, rate, 2, "PCM_24")
+    (tmp_path / "post.toml").write_text(POST_TOML)
+    done = tagbox("separate", song, "--sources", "drums,piano", "--out", tmp_path / "out", "--config",
+                  tmp_path / "post.toml", "--spectrograms", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    track = tmp_path / "out" / "song"
+    assert sorted(p.relative_to(track).as_posix() for p in track.rglob("*")) == [
+        "drums.spectrogram.png", "drums.wav", "manifest.json", "piano.spectrogram.png", "piano.wav", "raw",
+        "raw/drums.wav", "residual.spectrogram.png", "residual.wav"]
+    manifest = json.loads((track / "manifest.json").read_text())
+    assert manifest["post"] == {"drums": ["Compressor", "Gain"]} and manifest["raw_dir"] == "raw"
+    raw = sf.read(track / "raw" / "drums.wav", dtype="float64")[0]
+    processed = sf.read(track / "drums.wav", dtype="float64")[0]
+    assert processed.shape == raw.shape and np.sum(processed ** 2) < 0.5 * np.sum(raw ** 2), "the chain ran"
+    (track / "raw" / "piano.wav").hardlink_to(track / "piano.wav")  # the raw set: processed drums replaced by raw
+    (track / "raw" / "residual.wav").hardlink_to(track / "residual.wav")
+    assert_stems_null_sum(track / "raw", song, ["drums", "piano", "residual"], rate, 2, "PCM_24")
 
 
 def test_cli_user_errors_exit_2_naming_the_key_or_source(clip, tmp_path: Path) -> None:

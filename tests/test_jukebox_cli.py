@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from tagbox_pipeline.pipeline.files import sha256_file
+from tagbox_pipeline.files import sha256_file
 from tagbox_pipeline.priors.jukebox.checkpoint import WEIGHTS_ENV
 from tagbox_pipeline.priors.jukebox.prior import LICENCE_NOTICE
 from stemcheck import assert_stems_null_sum

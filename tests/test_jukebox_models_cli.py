@@ -13,7 +13,7 @@ import pytest
 
 from tagbox_pipeline.cli import main
 from tagbox_pipeline.paths import cache_dir
-from tagbox_pipeline.pipeline.files import sha256_file
+from tagbox_pipeline.files import sha256_file
 from tagbox_pipeline.priors.jukebox import checkpoint
 
 NAME = "jukebox-5b-vqvae"

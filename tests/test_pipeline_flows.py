@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tagbox_pipeline.pipeline.files import sha256_file
+from tagbox_pipeline.files import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ["drums", "piano"]
@@ -149,7 +149,7 @@ def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None
     assert (folder / "raw" / "drums.wav").is_file() and not (folder / "raw" / "piano.wav").exists()
     assert_null_sum(folder, reference["mix"])
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["pipeline"]["post"] == {"drums": ["Compressor", "Limiter"]}
+    assert manifest["post"] == {"drums": ["Compressor", "Limiter"]} and manifest["raw_dir"] == "raw"
     assert not list((folder.parent / ".tagbox" / "staging").glob("*")), "no staging folder left"
     with get_client(sync_client=True) as client:
         keys = {a.key: a for a in client.read_artifacts(

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tagbox_pipeline.config import PluginSpec, load_settings
+from tagbox_pipeline.config import PluginSpec
+from tagbox_pipeline.settings_check import load_checked_settings
 from tagbox_pipeline.errors import ConfigError
-from tagbox_pipeline.pipeline.files import move_no_overwrite, sha256_file
+from tagbox_pipeline.files import move_no_overwrite, sha256_file
 from tagbox_pipeline.pipeline.inbox import StabilityTracker, candidates, is_ignored
 from tagbox_pipeline.pipeline.ledger import Ledger
-from tagbox_pipeline.pipeline.post import apply_chains, build_board
-from tagbox_pipeline.pipeline.spectrogram import write_spectrogram_png
+from tagbox_pipeline.post import apply_chains, build_board
+from tagbox_pipeline.spectrogram import write_spectrogram_png
 
 
 def _claim_and_hold(path: str, held: multiprocessing.Event, release: multiprocessing.Event) -> None:
@@ -91,13 +92,13 @@ def test_unknown_plugin_or_parameter_is_a_config_error_naming_it(tmp_path: Path)
     config = tmp_path / "post.toml"
     config.write_text('[[post.drums]]\nplugin = "Compresor"\n')
     with pytest.raises(ConfigError, match="Compresor"):
-        load_settings(config)
+        load_checked_settings(config)
     config.write_text('[[post.drums]]\nplugin = "Compressor"\nparams = { ratoi = 4.0 }\n')
     with pytest.raises(ConfigError, match="ratoi"):
-        load_settings(config)
+        load_checked_settings(config)
     config.write_text('[[post.drums]]\nplugin = "Compressor"\nparams = { ratio = 4.0 }\n'
                       '[[post.drums]]\nplugin = "Limiter"\n')
-    assert [s.plugin for s in load_settings(config).post["drums"]] == ["Compressor", "Limiter"]
+    assert [s.plugin for s in load_checked_settings(config).post["drums"]] == ["Compressor", "Limiter"]
 
 
 def test_post_chain_streams_in_blocks_and_keeps_raw(shared: Path, tmp_path: Path) -> None:

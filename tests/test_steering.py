@@ -7,6 +7,7 @@ import torch
 
 from tagbox_pipeline import steering
 from tagbox_pipeline.config import load_settings
+from tagbox_pipeline.settings_check import load_checked_settings
 from tagbox_pipeline.errors import UserError
 from tagbox_pipeline.priors.nmf import NMFPrior
 
@@ -140,4 +141,4 @@ def test_unknown_names_in_tagger_settings_are_config_errors_naming_the_key():
                              ({"source_taggers": {"synthh": ["fcn-jamendo"]}}, "source_taggers: unknown source"),
                              ({"source_taggers": {"synth": ["fcn-jam"]}}, "source_taggers: unknown tagger")):
         with pytest.raises(ConfigError, match=words):
-            load_settings(overrides=overrides)
+            load_checked_settings(overrides=overrides)

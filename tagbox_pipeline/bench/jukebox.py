@@ -7,10 +7,10 @@ clip d01 (44.1 kHz stereo). Weights: the random-weight, official-format checkpoi
 what the real ones cost; they make any quality figure meaningless, so none is given).
 
 - **ours**: the product path. :meth:`JukeboxPrior.fit` once per chunk (not timed), then per step
-  exactly the body of :func:`tagbox_pipeline.steering.separate_chunk`'s loop: ``prior.estimates``
+  the product's own :func:`tagbox_pipeline.steering.steering_step`: ``prior.estimates``
   (straight-through quantiser, only the steered level's decoder, all sources in one batch, mixture
   STFTs and resamplers cached per chunk), the taggers on estimates and complements, the two-sided
-  loss (or :func:`multi_hot_bce` when reference-faithful), backward, Adam.
+  loss (or the multi-hot BCE when reference-faithful), backward, Adam.
 - **baseline (seed step)**: our own re-creation of the TagBox seed's step (its code is not used or
   copied): one source at a time (no batching); straight-through quantisation of the latents of all
   three levels and a forward pass of all three levels' decoders, of which only level 0's audio is
@@ -53,10 +53,11 @@ import torch.nn.functional as F
 from ..config import load_settings
 from ..errors import UserError
 from ..masks import istft, ratio_mask, stft
-from ..objective import SourceTags, multi_hot_bce, source_probabilities, two_sided_loss
+from ..objective import SourceTags
 from ..paths import shared_dir
 from ..priors.jukebox import JukeboxPrior, JukeboxVQVAE, load_vqvae
 from ..priors.jukebox.quantiser import straight_through
+from ..steering import steering_step
 from ..taggers.base import Tagger
 from ..taggers.registry import get_tagger
 from . import machine_line, write_result
@@ -110,33 +111,16 @@ class Variant:
 
 def ours(vqvae: JukeboxVQVAE, mix: torch.Tensor, n_sources: int, taggers: list[str] | None = None,
          **jukebox: object) -> Step:
-    """The product step (the loop body of ``steering.separate_chunk``) for the given settings."""
+    """The product's own steering step (:func:`tagbox_pipeline.steering.steering_step`) for the given settings."""
     overrides: dict[str, object] = {"prior": "jukebox", **{f"jukebox.{k}": v for k, v in jukebox.items()}}
     if taggers is not None:
         overrides["taggers"] = taggers
     settings = load_settings(None, overrides)
     prior = JukeboxPrior(vqvae, settings.jukebox)
     models = [get_tagger(name) for name in settings.taggers]
-    names = SOURCES[n_sources]
-    source_tags = SourceTags.build(names, models)
+    source_tags = SourceTags.build(SOURCES[n_sources], models)
     state = prior.fit(mix, RATE, n_sources, seed=0)
-    mono = mix.mean(dim=0)
-    optimiser = torch.optim.Adam(prior.parameters(state), lr=settings.jukebox.learning_rate)
-    diagonal = torch.arange(n_sources)
-    seed_loss = settings.jukebox.reference_faithful
-
-    def step() -> None:
-        estimates = prior.estimates(state)
-        if seed_loss:
-            loss = multi_hot_bce(estimates, RATE, models, source_tags)
-        else:
-            probs = source_probabilities(torch.cat([estimates, mono - estimates]), RATE, models, source_tags)[:, 0]
-            loss = two_sided_loss(probs[diagonal, diagonal], probs[n_sources + diagonal, diagonal])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-
-    return step
+    return steering_step(prior, state, mix.mean(dim=0), RATE, models, source_tags)
 
 
 def seed_step(vqvae: JukeboxVQVAE, mix: torch.Tensor, source: str) -> Step:

@@ -16,7 +16,7 @@ import torch
 from ..config import load_settings
 from ..errors import UserError
 from . import machine_line, write_result
-from ..separation import load_models, separate
+from ..separation import Separator
 from .separation import THREADS, Clip, fmt, load_clips, run_engine, score, summary_row, table
 
 TUNE = ["d01", "d02", "d03", "d04", "d05"]
@@ -51,12 +51,12 @@ def downmixed(clips: list[Clip]) -> list[Clip]:
 
 def single_source_mean(clips: list, settings) -> tuple[float, int]:
     """Mean SI-SDRi (dB) with every source requested alone, over the pairs the engine accepts."""
-    models = load_models(settings)
+    separator = Separator(settings)
     values = []
     for clip in clips:
         for source in clip.sources:
             try:
-                stems = separate(clip.mixture, clip.sample_rate, [source], settings, models)
+                stems = separator.separate(clip.mixture, clip.sample_rate, [source])
             except UserError:  # e.g. organ alone: no chosen tagger names it
                 continue
             values.append(score({source: stems.sources[source]}, Clip(clip.id, clip.sample_rate, clip.mixture,

@@ -35,7 +35,7 @@ from ..errors import UserError
 from ..masks import istft, stft, wiener_shares
 from ..paths import shared_dir
 from ..priors.nmf import NMFPrior
-from ..separation import load_models, separate
+from ..separation import Separator
 from . import machine_line, write_result
 from .metrics import mono, peak_rss_mib, real_time_factor, si_sdr_improvement
 
@@ -169,12 +169,12 @@ def run_engine(clips: list[Clip], settings: Settings) -> tuple[Run, float]:
 
     A clip with a source that no chosen tagger knows is recorded as a failure (the engine refuses it).
     """
-    models = load_models(settings)
+    separator = Separator(settings)
     run, rtfs = Run({}, {}, {}), []
     for clip in clips:
         started = time.perf_counter()
         try:
-            stems = separate(clip.mixture, clip.sample_rate, clip.sources, settings, models)
+            stems = separator.separate(clip.mixture, clip.sample_rate, clip.sources)
         except UserError as exc:
             run.failures[clip.id] = str(exc)
             continue

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings, load_settings
+from ..config import Settings
+from ..settings_check import load_checked_settings
 from ..errors import UserError
 
 #: default number of LocalCluster workers for ``--dask`` without an address
@@ -48,7 +48,7 @@ def checked_sources(text: str) -> list[str]:
     sources = [s.strip() for s in text.split(",") if s.strip()]
     if not sources:
         raise UserError("--sources: give at least one source name, e.g. --sources drums,piano")
-    from ..separation import validate_sources
+    from ..track_plan import validate_sources
 
     validate_sources(sources)
     return sources
@@ -73,21 +73,12 @@ def checked_out_dir(out: Path) -> Path:
 
 
 def checked_models(settings: Settings) -> None:
-    """Load the taggers and the prior now (cached for the run), so an unknown tagger or missing or
-    corrupt weights stop the command with one line (exit 2) instead of quarantining every input."""
-    from ..separation import load_models
+    """Load the taggers and the prior now (kept for the flows of this process), so an unknown tagger
+    or missing or corrupt weights stop the command with one line (exit 2) instead of quarantining
+    every input."""
+    from ..pipeline.track import separator_for
 
-    load_models(settings)
-
-
-def log_to_stderr() -> None:
-    """Show the pipeline's INFO messages (files taken, moved, quarantined) on stderr."""
-    logger = logging.getLogger("tagbox_pipeline")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | tagbox - %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    separator_for(settings)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,4 +92,4 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from ``--config`` with the CLI overrides applied (ConfigError names a bad key)."""
-    return load_settings(args.config, overrides_from_args(args))
+    return load_checked_settings(args.config, overrides_from_args(args))

@@ -1,7 +1,9 @@
 """`tagbox separate INPUT... --sources drums,piano --out DIR`: stems for each input, in this process.
 
-Every input is validated and planned first; models are loaded once; then each track is separated
-with a progress bar over chunks × sources. A failing input does not stop the others: the command
+The folder layout is checked first (no stem folder may hold an input), then every input is
+validated and planned; models are loaded once; then each track is separated with a progress bar
+over chunks × sources and published by the engine (post chains, spectrograms with
+``--spectrograms``, the guarded atomic replace). A failing input does not stop the others: the command
 ends with a summary naming each failed file and its cause, and exit code 1. Problems that stop
 everything (bad settings, unknown source, unloadable models) exit with code 2.
 """
@@ -15,8 +17,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..config import Settings
 from ..errors import UserError
-from ..pipeline.options import add_settings_options, checked_sources, settings_from_args
+from ..layout import check_separate
+from ..stem_folders import folder_for_input
+from ..track_plan import TrackPlan, plan_track
+from .options import add_settings_options, checked_sources, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,21 +31,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "separate", help="separate audio files into one stem per source plus a residual",
         description="Writes OUT/<input name>/<source>.wav (or .flac), residual.wav and manifest.json per input, "
                     "at the input's rate, channel count, length and bit depth (FLAC in: 24-bit WAV out). "
-                    "An existing folder of the same name is replaced atomically. Exit code 1 when some input "
-                    "failed (summary on stderr), 2 when nothing could run.")
+                    "The stem folder of the same input is replaced atomically; any other folder of that name is "
+                    "left alone and the stems go to '<name> (n)'. Post chains of the settings "
+                    "([[post.<source>]]) are applied, the unprocessed stems kept in raw/. Exit code 1 when some "
+                    "input failed (summary on stderr), 2 when nothing could run.")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files (read only)")
     add_settings_options(parser)
+    parser.add_argument("--spectrograms", action="store_true",
+                        help="also draw <stem>.spectrogram.png beside every stem")
     parser.set_defaults(func=run)
 
 
-def _plan_all(inputs: list[Path], sources: list[str], settings, failures: dict[Path, str]) -> list:
+def _plan_all(inputs: list[Path], sources: list[str], settings: Settings,
+              failures: dict[Path, str]) -> list[TrackPlan]:
     """Plans of the inputs that are readable and whose track folder is not taken by an earlier input."""
-    from .. import separation
-
-    plans, owners = [], {}
+    plans: list[TrackPlan] = []
+    owners: dict[str, Path] = {}
     for path in inputs:
         try:
-            plan = separation.plan_track(path, sources, settings)
+            plan = plan_track(path, sources, settings)
         except UserError as exc:
             failures[path] = exc.cause
             continue
@@ -53,29 +63,31 @@ def _plan_all(inputs: list[Path], sources: list[str], settings, failures: dict[P
 
 def run(args: argparse.Namespace) -> int:
     """Separate every input; returns 0, or 1 when some failed."""
-    from .. import separation
+    from ..separation import Separator
 
+    check_separate(args.inputs, args.out)
     settings = settings_from_args(args)
     sources = checked_sources(args.sources)
     failures: dict[Path, str] = {}
     plans = _plan_all(args.inputs, sources, settings, failures)
     console = Console(stderr=True)
     if plans:
-        models = separation.load_models(settings)
+        separator = Separator(settings)
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("chunks × sources", total=sum(len(p.chunks) * len(sources) for p in plans))
             for plan in plans:
                 bar.update(task, description=plan.name)
                 try:
-                    separation.run_track(plan, args.out, models, lambda n: bar.advance(task, n))
+                    dest = folder_for_input(args.out, plan.name, plan.path)
+                    published = separator.separate_file(plan, dest, lambda n: bar.advance(task, n), args.spectrograms)
                 except UserError as exc:
                     failures[plan.path] = exc.cause
                     continue
                 except Exception as exc:  # one bad track must not stop the others; reported below
                     failures[plan.path] = f"{type(exc).__name__}: {exc}"
                     continue
-                print(f"{plan.path} -> {args.out / plan.name}")
+                print(f"{plan.path} -> {published.folder}")
     for path, cause in failures.items():
         print(f"tagbox: failed: {path}: {cause}", file=sys.stderr)
     if failures:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..pipeline.options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
+from ..layout import check_sweep
+from .options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
                                 settings_from_args)
 
 
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the ``sweep-archive`` flow and print its counts."""
     if not args.archive.is_dir():
         raise UserError("archive folder not found", args.archive)
+    check_sweep(args.archive, args.out)
     settings = settings_from_args(args)
     sources = checked_sources(args.sources)
     checked_models(settings)

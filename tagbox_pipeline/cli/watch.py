@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..pipeline.options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
+from ..layout import check_watch
+from .options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
                                 settings_from_args)
 
 
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate settings and sources, then run the ``watch-inbox`` flow (until Ctrl-C, or drained)."""
+    check_watch(args.inbox, args.out)
     settings = settings_from_args(args)  # a bad config fails here, before anything is watched
     sources = checked_sources(args.sources)
     checked_models(settings)

@@ -1,4 +1,4 @@
-"""The Prefect pipeline's logic: ledger, inbox watching, archive sweep, post chains, artifacts.
+"""The Prefect pipeline's logic: ledger, inbox watching, archive sweep, artifacts.
 
 The flows in ``flows/`` are thin wrappers around these modules; nothing here is needed by the
 engine, which knows nothing about Prefect.

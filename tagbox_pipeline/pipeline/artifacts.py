@@ -13,7 +13,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from .spectrogram import write_spectrogram_png
+from ..stem_folders import spectrogram_name
 
 
 def artifact_key(kind: str, name: str) -> str:
@@ -41,21 +41,10 @@ def publish_summary(track: str, rows: list[dict]) -> None:
     create_table_artifact(rows, key=artifact_key("summary", track), description=f"TagBox separation of {track}")
 
 
-def spectrogram_name(stem: Path) -> str:
-    """File name of a stem's spectrogram PNG, written beside it: ``<stem>.spectrogram.png``."""
-    return f"{stem.stem}.spectrogram.png"
-
-
-def write_spectrograms(track: str, stems: list[Path]) -> list[Path]:
-    """Write a spectrogram PNG beside each stem; returns their paths."""
-    return [write_spectrogram_png(stem, stem.with_name(spectrogram_name(stem)), f"{track}: {stem.stem}")
-            for stem in stems]
-
-
 def publish_stems(track: str, folder: Path, stems: list[Path]) -> None:
     """Markdown artifact: the stem folder, each stem's path and its spectrogram image."""
     lines = [f"# Stems of {track}", "", f"Folder: `{folder}`", "", "| stem | file | spectrogram |", "|---|---|---|"]
-    pngs = {stem: stem.with_name(spectrogram_name(stem)) for stem in stems}
+    pngs = {stem: stem.with_name(spectrogram_name(stem.name)) for stem in stems}
     lines += [f"| {stem.stem} | `{stem}` | `{png}` |" for stem, png in pngs.items()]
     lines.append("")
     lines += [f"### {stem.stem}\n\n![{stem.stem} spectrogram]({png.as_uri()})\n" for stem, png in pngs.items()]

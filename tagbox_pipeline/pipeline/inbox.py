@@ -27,7 +27,7 @@ from typing import Literal
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .files import move_no_overwrite, sha256_file, write_text_atomic
+from ..files import move_no_overwrite, sha256_file, write_text_atomic
 from .ledger import Ledger
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,14 @@ from prefect.artifacts import create_table_artifact
 
 from ..audio_io import read_info
 from ..config import Settings
+from ..layout import check_sweep, check_watch
 from ..stems import track_name
 from .artifacts import artifact_key
 from .inbox import Intake, watch
 from .ledger import Ledger
 from .runner import dask_address, task_runner
 from .sweep import SweepReport, sweep, up_to_date
-from .track import state_dir
+from .track import default_folder, state_dir
 
 #: the track flow: ``track_flow(path, out, sources, settings, folder) -> TrackOutcome dict``
 TrackFlow = Flow[..., dict[str, Any]]
@@ -35,12 +36,13 @@ def ledger_for(out: Path) -> Ledger:
 def run_watch(inbox: Path, out: Path, sources: list[str], settings: Settings, track_flow: TrackFlow,
               once: bool, dask: str | None = None, dask_workers: int = 2) -> dict[str, int]:
     """Watch ``inbox`` and run ``track_flow`` on every new file; returns counts of outcomes."""
+    check_watch(inbox, out)
     inbox, out = inbox.resolve(), out.resolve()
     with dask_address(dask, dask_workers) as address:
         flow = track_flow.with_options(task_runner=task_runner(address))
 
         def process(path: Path, sha256: str) -> Path:
-            done = out / track_name(path)
+            done = default_folder(out, track_name(path), sha256)
             if up_to_date(done, sha256, settings.digest()):  # stems written, but the move was cut short
                 return done
             return Path(flow(str(path), str(out), sources, settings)["folder"])
@@ -53,6 +55,7 @@ def run_watch(inbox: Path, out: Path, sources: list[str], settings: Settings, tr
 def run_sweep(archive: Path, out: Path, sources: list[str], settings: Settings, track_flow: TrackFlow,
               dask: str | None = None, dask_workers: int = 2) -> SweepReport:
     """Sweep ``archive`` read-only into ``out``; writes ``OUT/sweep-report.json`` and a table artifact."""
+    check_sweep(archive, out)
     archive, out = archive.resolve(), out.resolve()
     with dask_address(dask, dask_workers) as address:
         flow = track_flow.with_options(task_runner=task_runner(address))

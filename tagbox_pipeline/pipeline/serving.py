@@ -16,6 +16,8 @@ from prefect.deployments import run_deployment
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
+from ..layout import check_serve
+
 #: default schedule of the archive sweep: every day at 02:00
 NIGHTLY_CRON = "0 2 * * *"
 WATCH_DEPLOYMENT = "watch-inbox/watch"
@@ -36,7 +38,12 @@ def build_deployments(inbox: Path | None, archive: Path | None, out: Path, sourc
                       config: Path | None, overrides: dict[str, Any], cron: str = NIGHTLY_CRON,
                       timezone: str | None = None, dask: str | None = None,
                       dask_workers: int = 2) -> list[RunnerDeployment]:
-    """The watch deployment (when ``inbox`` is given) and the nightly sweep (when ``archive`` is)."""
+    """The watch deployment (when ``inbox`` is given) and the nightly sweep (when ``archive`` is).
+
+    Raises:
+        LayoutError: when OUT, the inbox and the archive are not apart (see :func:`check_serve`).
+    """
+    check_serve(inbox, archive, out)
     from flows.sweep_archive import sweep_archive
     from flows.watch_inbox import watch_inbox
 

@@ -1,8 +1,11 @@
 """The archive sweep: a read-only recursive walk, mirrored output folders and an up-to-date check.
 
-The archive is only ever read. Each audio file ``ARCHIVE/a/b/take.flac`` gets its stems in
-``OUT/a/b/<track folder>/``; it is skipped when that folder's ``manifest.json`` records the same
-input sha256 and settings digest. Results go to ``OUT/sweep-report.json`` (written atomically).
+The archive is only ever read, and OUT lies outside it (checked before the walk, see
+:mod:`tagbox_pipeline.layout`). Each audio file ``ARCHIVE/a/b/take.flac`` gets its stems in
+``OUT/a/b/<track folder>/`` (or ``<track folder> (n)`` when that name is taken by anything but
+its own stems); it is skipped when that folder's ``manifest.json`` records the same input sha256
+and settings digest. A stem folder that would resolve into the archive (a symbolic link under
+OUT) is refused for that file. Results go to ``OUT/sweep-report.json`` (written atomically).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .files import sha256_file, write_json_atomic
+from ..files import sha256_file, write_json_atomic
+from ..layout import LayoutError, real
+from ..stem_folders import folder_for_input
 from .inbox import is_ignored
 
 REPORT_NAME = "sweep-report.json"
@@ -23,12 +28,11 @@ AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", "
                             ".w64", ".rf64", ".caf"})
 
 
-def walk(archive: Path, exclude: Path | None = None) -> Iterator[Path]:
-    """Audio files under ``archive`` in sorted order; hidden/temp names, symlinks and ``exclude`` skipped."""
-    exclude = exclude.resolve() if exclude is not None else None
+def walk(archive: Path) -> Iterator[Path]:
+    """Audio files under ``archive`` in sorted order; hidden/temp names and symlinks skipped."""
     for folder, dirs, files in os.walk(archive, followlinks=False):
         here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not is_ignored(d) and (exclude is None or (here / d).resolve() != exclude))
+        dirs[:] = sorted(d for d in dirs if not is_ignored(d))
         for name in sorted(files):
             path = here / name
             if not is_ignored(name) and path.suffix.lower() in AUDIO_SUFFIXES and not path.is_symlink():
@@ -36,8 +40,11 @@ def walk(archive: Path, exclude: Path | None = None) -> Iterator[Path]:
 
 
 def track_folder(out: Path, archive: Path, path: Path, track_name: Callable[[Path], str]) -> Path:
-    """Where the stems of archive file ``path`` go: OUT / (its folder relative to ARCHIVE) / track name."""
+    """Where the stems of archive file ``path`` belong: OUT / (its folder relative to ARCHIVE) / track name."""
     return out / path.parent.relative_to(archive) / track_name(path)
+
+
+
 
 
 def up_to_date(folder: Path, sha256: str, settings_digest: str) -> bool:
@@ -95,7 +102,7 @@ def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[
     """
     report = SweepReport(str(archive), str(out), settings_digest)
     claimed: dict[Path, str] = {}
-    for path in walk(archive, exclude=out):
+    for path in walk(archive):
         rel = str(path.relative_to(archive))
         folder = track_folder(out, archive, path, track_name)
         if folder in claimed:
@@ -104,6 +111,10 @@ def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[
             continue
         claimed[folder] = rel
         try:
+            if real(folder.parent) == real(archive) or real(archive) in real(folder.parent).parents:
+                raise LayoutError(f"its stem folder {folder} resolves to {real(folder)}, inside the archive "
+                                  f"{archive} (a symbolic link under the output folder); the archive is only read")
+            folder = folder_for_input(folder.parent, folder.name, path.absolute())
             if up_to_date(folder, sha256_file(path), settings_digest):
                 report.skipped.append({"path": rel, "reason": "stems up to date", "stems": str(folder)})
                 continue

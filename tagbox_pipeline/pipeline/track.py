@@ -1,4 +1,5 @@
-"""One track through Prefect: plan, one cached task per chunk (all sources batched), assemble, post.
+"""One track through Prefect: plan, one cached task per chunk (all sources batched), then the
+engine's publish step (:func:`~tagbox_pipeline.publish.publish_track`) and the UI artifacts.
 
 Why one task per chunk with every source batched, not one per (chunk, source): the sources of a
 chunk compete for the same mixture energy (their masks share it out and sum to at most one), so
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -28,17 +30,34 @@ from prefect import task
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
-from .. import separation
 from ..config import Settings
-from .artifacts import ChunkProgress, publish_stems, publish_summary, write_spectrograms
-from .files import replace_dir, unique_path, write_json_atomic
+from ..publish import publish_track
+from ..separation import Separator
+from ..stem_folders import choose_folder
+from ..steering import ChunkResult
+from ..track_plan import TrackPlan
+from .artifacts import ChunkProgress, publish_stems, publish_summary
 from .ledger import current_owner, owner_alive
-from .post import RAW_DIR, apply_chains
 
 #: name of the global concurrency limit taken by steering tasks on CUDA
 GPU_LIMIT = "gpu"
 #: pipeline state folder inside OUT (ledger, result store, staging)
 STATE_DIR = ".tagbox"
+
+_SEPARATOR: dict[str, Separator] = {}
+_SEPARATOR_LOCK = threading.Lock()
+
+
+def separator_for(settings: Settings) -> Separator:
+    """This process's :class:`Separator` for ``settings``: chunk tasks (threads, or Dask worker
+    processes) load the models once per process and settings, not once per chunk."""
+    key = settings.model_dump_json()
+    with _SEPARATOR_LOCK:
+        if key not in _SEPARATOR:
+            _SEPARATOR.clear()
+            _SEPARATOR[key] = Separator(settings)
+        return _SEPARATOR[key]
+
 
 def state_dir(out: Path) -> Path:
     """``OUT/.tagbox``: ledger, chunk result store and staging folders."""
@@ -62,17 +81,16 @@ def _cache_key_from_parameters(context: TaskRunContext, parameters: dict[str, An
 
 @task(name="steer-chunk", persist_result=True, cache_key_fn=_cache_key_from_parameters,
       task_run_name="steer-chunk-{index}")
-def steer_chunk(plan: separation.TrackPlan, index: int, cache_key: str) -> Any:
+def steer_chunk(plan: TrackPlan, index: int, cache_key: str) -> ChunkResult:
     """Steer every requested source of chunk ``index`` at once; returns the engine's ChunkResult.
 
-    Models are loaded once per worker process. ``cache_key`` is only read by the cache policy
-    (see :func:`chunk_cache_key`).
+    ``cache_key`` is only read by the cache policy (see :func:`chunk_cache_key`).
     """
-    models = separation.load_models(plan.settings)
-    if separation.resolve_device(plan.settings) == "cuda":
+    separator = separator_for(plan.settings)
+    if separator.device == "cuda":
         with concurrency(GPU_LIMIT, occupy=1):
-            return separation.run_chunk(plan, index, models)
-    return separation.run_chunk(plan, index, models)
+            return separator.run_chunk(plan, index)
+    return separator.run_chunk(plan, index)
 
 
 def ensure_gpu_limit() -> None:
@@ -106,15 +124,9 @@ class TrackOutcome:
 
 
 def default_folder(out: Path, name: str, sha256: str) -> Path:
-    """``OUT/<name>``, unless it holds stems of other content; then ``OUT/<name> (n)``."""
-    folder = out / name
-    try:
-        held = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["input"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        held = None
-    if not folder.exists() or held == sha256:
-        return folder
-    return unique_path(out, name)
+    """``OUT/<name>``, unless it is taken (by stems of other content, or by anything not ours); then
+    the first ``OUT/<name> (n)`` that is free or holds stems of the same content."""
+    return choose_folder(out, name, lambda manifest: (manifest.get("input") or {}).get("sha256") == sha256)
 
 
 def _summary_rows(sources: list[str], reports: list[dict], duration: float) -> list[dict]:
@@ -141,21 +153,21 @@ def remove_stale_staging(root: Path) -> None:
 
 def run_track(path: Path, out: Path, sources: list[str], settings: Settings, folder: Path | None = None,
               chunks_ahead: int = 2) -> TrackOutcome:
-    """Separate ``path`` into ``folder`` (default ``OUT/<track>``) inside a Prefect flow run.
+    """Separate ``path`` into ``folder`` (default :func:`default_folder`) inside a Prefect flow run.
 
     Chunk tasks are submitted at most ``chunks_ahead`` ahead of the one being assembled, so
-    memory stays flat in track length. Once the stem folder is in place the track's chunk results
-    are deleted from the result store (they exist to resume a crashed run, and take about 1.3×
-    the size of the stems). The stem folder appears atomically (staged under
-    ``OUT/.tagbox/staging``, then renamed), post chains and spectrograms included.
+    memory stays flat in track length. The engine publishes the folder (staged under
+    ``OUT/.tagbox/staging``, post chains and spectrograms included, guarded atomic replace).
+    Once it is in place the track's chunk results are deleted from the result store (they exist
+    to resume a crashed run, and take about 1.3× the size of the stems).
     """
     started = time.monotonic()
     out = out.resolve()
-    plan = separation.plan_track(path, sources, settings)
-    models = separation.load_models(settings)
-    if separation.resolve_device(settings) == "cuda":
+    separator = separator_for(settings)
+    plan = separator.plan(path, sources)
+    if separator.device == "cuda":
         ensure_gpu_limit()
-    weights = dict(models.weights_sha256())
+    weights = dict(separator.models.weights_sha256())
     digest = settings.digest()
     n_chunks = len(plan.chunks)
     steer = steer_chunk.with_options(result_storage=state_dir(out) / "results")
@@ -165,7 +177,7 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
 
     keys = [chunk_cache_key(plan.sha256, index, sources, digest, weights) for index in range(n_chunks)]
 
-    def chunk_results() -> Iterator[Any]:
+    def chunk_results() -> Iterator[ChunkResult]:
         pending: deque = deque()
         for index, key in enumerate(keys):
             pending.append(steer.submit(plan, index, key))
@@ -174,39 +186,32 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
         while pending:
             yield _collect(pending.popleft())
 
-    def _collect(future: Any) -> Any:
+    def _collect(future: Any) -> ChunkResult:
         result = future.result()
         states["cached" if future.state.name == "Cached" else "computed"] += 1
         reports.append(result.report)
         progress.advance()
         return result
 
+    def pipeline_info() -> dict[str, Any]:
+        return {"pipeline": {"chunks": n_chunks, "computed": states["computed"], "cached": states["cached"],
+                             "seconds": round(time.monotonic() - started, 3)}}
+
     staging = state_dir(out) / "staging" / f"{current_owner()}-{uuid.uuid4().hex[:12]}"
     remove_stale_staging(staging.parent)
     try:
-        separation.assemble_track(plan, chunk_results(), staging, models)
-        track_dir = staging / plan.name
-        suffix = f".{settings.format}"
-        post = apply_chains(track_dir, {s: c for s, c in settings.post.items() if s in sources}, suffix)
-        names = [f"{name}{suffix}" for name in [*sources, "residual"]]
-        write_spectrograms(plan.name, [track_dir / name for name in names])
-        seconds = time.monotonic() - started
-        pipeline_info = {"settings_digest": digest, "weights_sha256": weights, "post": post,
-                         "raw_dir": RAW_DIR if post else None, "chunks": n_chunks, "computed": states["computed"],
-                         "cached": states["cached"], "seconds": round(seconds, 3)}
-        data = json.loads((track_dir / "manifest.json").read_text(encoding="utf-8"))
-        write_json_atomic(track_dir / "manifest.json", data | {"pipeline": pipeline_info})
-        folder = folder or default_folder(out, plan.name, plan.sha256)
-        replace_dir(track_dir, folder)
+        published = publish_track(plan, chunk_results(), folder or default_folder(out, plan.name, plan.sha256),
+                                  separator.models, staging=staging, spectrograms=True, annotate=pipeline_info)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.monotonic() - started
     for key in keys:  # the stems are out: the chunk results only served a resume, free their disk
         (state_dir(out) / "results" / key).unlink(missing_ok=True)
-    publish_stems(plan.name, folder, [folder / name for name in names])
+    publish_stems(plan.name, published.folder, published.files)
     duration = plan.duration
     publish_summary(plan.name, _summary_rows(sources, reports, duration))
-    return TrackOutcome(str(path), plan.sha256, str(folder), n_chunks, states["computed"], states["cached"],
-                        round(seconds, 3), round(seconds / duration, 3) if duration > 0 else 0.0, post)
+    return TrackOutcome(str(path), plan.sha256, str(published.folder), n_chunks, states["computed"], states["cached"],
+                        round(seconds, 3), round(seconds / duration, 3) if duration > 0 else 0.0, published.post)
 
 
 def outcome_dict(outcome: TrackOutcome) -> dict:

@@ -8,7 +8,7 @@ prior never change. Implementations: :mod:`.nmf` (CPU default), :mod:`.jukebox` 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -19,9 +19,18 @@ SourceScorer = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Prior(ABC):
-    """A restrictive model of the stems of one chunk."""
+    """A restrictive model of the stems of one chunk, and how the steering loop should move it.
+
+    Attributes:
+        name: registry name.
+        learning_rate: Adam learning rate of :meth:`parameters`.
+        loss: ``"two-sided"`` (each estimate tagged as its source and its complement not) or
+            ``"multi-hot"`` (the seed code's BCE of every estimate to its multi-hot target).
+    """
 
     name: str
+    learning_rate: float
+    loss: Literal["two-sided", "multi-hot"] = "two-sided"
 
     @abstractmethod
     def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int, seed: int = 0) -> Any:
@@ -33,6 +42,10 @@ class Prior(ABC):
             n_sources: number of requested sources S (a residual/"rest" share is implicit).
             seed: seeds every random choice of the prior, so the same seed gives the same stems.
         """
+
+    def score_blocks(self, seconds: float) -> int:
+        """How many equal time blocks the warm-start scorer scores a chunk of ``seconds`` s in (default 1)."""
+        return 1
 
     def warm_start(self, state: Any, score: SourceScorer) -> None:
         """Optionally initialise the parameters from tagger scores before steering (default: nothing)."""

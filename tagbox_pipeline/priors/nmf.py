@@ -98,6 +98,12 @@ class NMFPrior(Prior):
 
     def __init__(self, settings: NMFSettings) -> None:
         self.settings = settings
+        self.learning_rate = settings.learning_rate
+
+    def score_blocks(self, seconds: float) -> int:
+        """One gate block per ``block_seconds`` of the chunk (at least one; one in all when 0)."""
+        block = self.settings.block_seconds
+        return max(1, round(seconds / block)) if block > 0 else 1
 
     def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int, seed: int = 0) -> NMFState:
         s = self.settings

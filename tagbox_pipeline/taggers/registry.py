@@ -93,7 +93,7 @@ def weights_digest(name: str) -> str:
         import importlib.util
         from pathlib import Path
 
-        from ..pipeline.files import sha256_file
+        from ..files import sha256_file
 
         package = Path(importlib.util.find_spec("musicnn").submodule_search_locations[0])
         return sha256_file(package / name / ".data-00000-of-00001")

@@ -31,7 +31,7 @@ import torch
 
 from ...config import JukeboxSettings
 from ...masks import istft, ratio_mask, stft
-from ...pipeline.files import sha256_file
+from ...files import sha256_file
 from ..base import Prior
 from .checkpoint import VQVAE_SPEC, load_vqvae, resolve_weights
 from .quantiser import nearest_codes, straight_through
@@ -95,6 +95,8 @@ class JukeboxPrior(Prior):
         self._sha256: str | None = None
         self.device = next(model.parameters()).device
         self.faithful = settings.reference_faithful
+        self.learning_rate = settings.learning_rate
+        self.loss = "multi-hot" if self.faithful else "two-sided"
         self.levels = [0] if self.faithful else sorted(set(settings.levels))
         self.fft_sizes = list(settings.fft_sizes)
 
