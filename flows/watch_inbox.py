@@ -10,7 +10,7 @@ from prefect import flow
 from flows.separate_track import separate_track
 from tagbox_pipeline.settings_check import load_checked_settings
 from tagbox_pipeline.pipeline.logs import log_to_stderr
-from tagbox_pipeline.pipeline.service import run_watch
+from tagbox_pipeline.pipeline.jobs import run_watch
 
 
 @flow(name="watch-inbox")

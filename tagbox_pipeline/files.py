@@ -1,4 +1,4 @@
-"""File moves and writes that never overwrite and never leave partial files behind."""
+"""File names, moves and writes that never overwrite and never leave partial files behind."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ def default_mode(directory: bool = False) -> int:
     """Permission bits a plain ``open``/``mkdir`` would give under the umask; ``tempfile`` creates
     private 0600 files and 0700 folders, which would hide outputs from the rest of a studio."""
     return (0o777 if directory else 0o666) & ~_UMASK
+
+
+def track_name(path: str | Path) -> str:
+    """A safe folder name from an input file name: its stem, with separators, control characters and
+    leading dots replaced (no path traversal, no hidden folders); non-Latin letters are kept."""
+    stem = unicodedata.normalize("NFC", Path(path).stem)
+    safe = "".join("_" if ch in '/\\:' or unicodedata.category(ch).startswith("C") else ch for ch in stem)
+    safe = safe.strip().lstrip(".")
+    return safe or "track"
 
 
 def sha256_file(path: Path) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import UserError
-from .stems import track_name
+from .files import track_name
 
 
 class LayoutError(UserError):
@@ -78,8 +78,9 @@ def check_separate(inputs: Sequence[Path], out: Path) -> None:
         folder = real(out) / track_name(source)
         for path, location in resolved:
             if folder == location or folder in location.parents:
-                raise LayoutError(f"{path} lies inside {folder}, the stem folder of {source}, which a run "
-                                  f"would write; choose another --out (e.g. a new empty folder)")
+                whose = "its own stem folder" if path == source else f"the stem folder of {source}"
+                raise LayoutError(f"{path} lies inside {folder}, {whose}, which a run would write; choose "
+                                  f"another --out (e.g. a new empty folder)")
 
 
 def check_watch(inbox: Path, out: Path) -> None:

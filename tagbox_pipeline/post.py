@@ -16,10 +16,10 @@ import numpy as np
 import pedalboard
 import soundfile as sf
 
-from .stem_folders import RAW_DIR
-
 #: samples per channel read, processed and written per block
 BLOCK_FRAMES = 65536
+#: folder (inside a stem folder) that keeps the stems as they were before their post chain
+RAW_DIR = "raw"
 
 
 class Spec(Protocol):

@@ -23,9 +23,9 @@ import numpy as np
 from .assembly import assemble
 from .audio_io import FileSamples
 from .files import default_mode, write_json_atomic
-from .post import apply_chains
 from .spectrogram import write_spectrograms
-from .stem_folders import MANIFEST, RAW_DIR, STEM_FOLDER_KIND, place_folder
+from .post import RAW_DIR, apply_chains
+from .stem_folders import MANIFEST, STEM_FOLDER_KIND, place_folder
 from .stems import StemWriter
 from .steering import ChunkResult, Models
 from .track_plan import TrackPlan

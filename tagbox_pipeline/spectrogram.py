@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from .stem_folders import spectrogram_name  # noqa: E402
-
+#: ending of a stem's spectrogram image, written beside it: ``<stem>.spectrogram.png``
+SPECTROGRAM_SUFFIX = ".spectrogram.png"
 #: FFT size in samples of each analysed frame
 N_FFT = 2048
 #: at most this many frames (image columns) are read, evenly spread over the file
@@ -73,6 +73,11 @@ def write_spectrogram_png(path: Path, png: Path, title: str) -> Path:
     finally:
         plt.close(fig)
     return png
+
+
+def spectrogram_name(stem_file: str) -> str:
+    """File name of the spectrogram PNG of stem file ``stem_file`` (``drums.wav`` → ``drums.spectrogram.png``)."""
+    return f"{Path(stem_file).stem}{SPECTROGRAM_SUFFIX}"
 
 
 def write_spectrograms(track: str, stems: list[Path]) -> list[Path]:

@@ -20,23 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from .files import numbered_names, unique_path
+from .post import RAW_DIR
+from .spectrogram import spectrogram_name
 
 _log = logging.getLogger(__name__)
 
 #: ``manifest["kind"]`` of every stem folder we write
 STEM_FOLDER_KIND = "tagbox-stems"
 MANIFEST = "manifest.json"
-#: folder (inside a stem folder) that keeps the stems as they were before their post chain
-RAW_DIR = "raw"
-#: ending of a stem's spectrogram image, written beside it: ``<stem>.spectrogram.png``
-SPECTROGRAM_SUFFIX = ".spectrogram.png"
-
-
-def spectrogram_name(stem_file: str) -> str:
-    """File name of the spectrogram PNG of stem file ``stem_file`` (``drums.wav`` → ``drums.spectrogram.png``)."""
-    return f"{Path(stem_file).stem}{SPECTROGRAM_SUFFIX}"
-
-
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """``folder/manifest.json`` as a dict, or None when it is missing, unreadable or not a JSON object."""
     try:

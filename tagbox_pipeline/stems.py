@@ -10,7 +10,6 @@ they are stored* (after rounding to the output encoding), so the files null-sum 
 from __future__ import annotations
 
 import os
-import unicodedata
 from pathlib import Path
 from types import TracebackType
 
@@ -21,15 +20,6 @@ from .audio_io import AudioInfo, output_subtype, quantise
 
 #: name of the file holding what the stems do not explain
 RESIDUAL = "residual"
-
-
-def track_name(path: str | Path) -> str:
-    """A safe folder name from an input file name: its stem, with separators, control characters and
-    leading dots replaced (no path traversal, no hidden folders); non-Latin letters are kept."""
-    stem = unicodedata.normalize("NFC", Path(path).stem)
-    safe = "".join("_" if ch in '/\\:' or unicodedata.category(ch).startswith("C") else ch for ch in stem)
-    safe = safe.strip().lstrip(".")
-    return safe or "track"
 
 
 def _os_cause(handle: sf.SoundFile, exc: sf.LibsndfileError) -> str:

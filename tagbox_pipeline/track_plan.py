@@ -10,8 +10,7 @@ from . import chunking
 from .audio_io import AudioInfo, read_info
 from .config import Settings
 from .errors import UserError
-from .files import sha256_file
-from .stems import track_name
+from .files import sha256_file, track_name
 from .taggers.vocabulary import resolve_source
 
 

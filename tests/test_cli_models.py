@@ -9,19 +9,17 @@ import threading
 
 import pytest
 
+from support import cli_env, run_cli
 from tagbox_pipeline.taggers import sota
 
 
 def tagbox(*args, env):
-    return subprocess.run([sys.executable, "-m", "tagbox_pipeline.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return run_cli(list(args), env=env, timeout=120)
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    import os
-
-    environment = dict(os.environ, TAGBOX_CACHE_DIR=str(tmp_path / "cache"))
+def env(tmp_path):
+    environment = cli_env(TAGBOX_CACHE_DIR=str(tmp_path / "cache"))
     environment.pop("TAGBOX_MODEL_DIR", None)
     return environment
 

@@ -1,9 +1,6 @@
 """`tagbox taggers` and `tagbox tag` in real subprocesses."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +9,13 @@ import soundfile as sf
 import soxr
 import torch
 
+from support import cli_env, run_cli
+
 DATA = Path(__file__).parent / "data"
 
 
 def tagbox(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "tagbox_pipeline.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, **kwargs)
+    return run_cli(list(args), **kwargs)
 
 
 def test_taggers_lists_all_twelve():
@@ -77,7 +75,7 @@ def test_16k_input_is_tagged_as_is(shared, tmp_path):
 
 def test_missing_weights_exit_2_naming_where_it_looked(tmp_path):
     result = tagbox("tag", DATA / "piano.flac", "--tagger", "crnn-msd",
-                    env={**os.environ, "TAGBOX_MODEL_DIR": str(tmp_path), "TAGBOX_CACHE_DIR": str(tmp_path / "c")})
+                    env=cli_env(TAGBOX_MODEL_DIR=str(tmp_path), TAGBOX_CACHE_DIR=str(tmp_path / "c")))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert str(tmp_path / "msd" / "crnn" / "best_model.pth") in result.stderr and "tagbox models fetch" in result.stderr

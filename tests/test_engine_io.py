@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import soxr
 
 from tagbox_pipeline.assembly import OverlapAdd
 from tagbox_pipeline.audio_io import AudioInfo, read_block, read_info
 from tagbox_pipeline.chunking import plan
 from tagbox_pipeline.errors import AudioReadError, ConfigError
-from tagbox_pipeline.files import sha256_file
-from tagbox_pipeline.stems import StemWriter, track_name
+from tagbox_pipeline.files import sha256_file, track_name
+from tagbox_pipeline.stems import StemWriter
 
 
 @pytest.fixture(scope="module")

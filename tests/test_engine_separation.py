@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ from tagbox_pipeline.files import default_mode
 from tagbox_pipeline.publish import publish_track
 from tagbox_pipeline.separation import Separator, separate_file
 from tagbox_pipeline.track_plan import plan_track
-from stemcheck import assert_stems_null_sum
+from support import assert_stems_null_sum, peak_rss_mib, run_cli
 
 SOURCES = ["drums", "piano"]
 #: cheap steering: short windows (several chunks per clip), a small factorisation, warm start only
@@ -179,15 +176,9 @@ def test_chunk_reads_only_its_region(clip, tmp_path: Path) -> None:
     assert read_block(path, chunk.read_start, chunk.read_stop).shape == (2, chunk.read_stop - chunk.read_start)
 
 
-#: the real CLI, as a program that reports its own peak resident memory (KiB) on its last stdout line
-BOOT = ("import resource, sys; from tagbox_pipeline.cli import main; code = main(sys.argv[1:]); "
-        "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
-
-
-def tagbox(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `tagbox ARGS...` in a subprocess; returns its exit code and output."""
-    return subprocess.run([sys.executable, "-c", BOOT, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+def tagbox(*args: str | Path, cwd: Path, measure: bool = False) -> subprocess.CompletedProcess:
+    """Run `tagbox ARGS...` in a subprocess from ``cwd``; returns its exit code and output."""
+    return run_cli(list(args), cwd=cwd, timeout=900, measure=measure)
 
 
 CHEAP_TOML = """steps = 0
@@ -280,11 +271,6 @@ def _tiled_input(path: Path, audio: np.ndarray, rate: int, seconds: int) -> Path
     return path
 
 
-def _peak_rss_mib(*args: str | Path, cwd: Path) -> float:
-    """Peak resident memory (MiB) of `tagbox ARGS...` run in a fresh subprocess (which must succeed)."""
-    done = tagbox(*args, cwd=cwd, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return int(done.stdout.split("maxrss")[-1]) / 1024
 
 
 @pytest.mark.slow
@@ -296,8 +282,8 @@ def test_twenty_minutes_use_no_more_memory_than_one(clip, tmp_path: Path) -> Non
     peaks = {}
     for minutes in [1, 20]:
         path = _tiled_input(tmp_path / f"long{minutes}.wav", audio, rate, minutes * 60)
-        peaks[minutes] = _peak_rss_mib("separate", path, "--sources", "bass", "--out", tmp_path / "out",
-                                       "--config", tmp_path / "cheap.toml", cwd=tmp_path)
+        peaks[minutes] = peak_rss_mib(tagbox("separate", path, "--sources", "bass", "--out", tmp_path / "out",
+                                             "--config", tmp_path / "cheap.toml", cwd=tmp_path, measure=True))
         path.unlink()
     assert sf.info(tmp_path / "out" / "long20" / "residual.wav").frames == 20 * 60 * rate
     print(f"peak RSS: 1 min {peaks[1]:.0f} MiB, 20 min {peaks[20]:.0f} MiB")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from jukebox_convert import transformers_key, write_legacy_checkpoint, write_transformers_checkpoint
+from support import evil_pickle
 from tagbox_pipeline.errors import WeightsError
 from tagbox_pipeline.priors.jukebox import load_checkpoint
 from tagbox_pipeline.priors.jukebox.checkpoint import from_transformers_key
@@ -100,19 +101,10 @@ def test_not_a_checkpoint_and_missing_file_name_the_file(tmp_path: Path) -> None
         assert str(path) in str(caught.value) and words in str(caught.value)
 
 
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (self.marker, "code ran"))
-
-
 def test_pickle_carrying_code_is_refused_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     for legacy in (False, True):
-        path = tmp_path / f"evil-{legacy}.pth.tar"
-        torch.save({"model": {"x": _Payload(marker)}}, path, _use_new_zipfile_serialization=not legacy)
+        path = evil_pickle(tmp_path / f"evil-{legacy}.pth.tar", marker, legacy)
         with pytest.raises(WeightsError) as caught:
             load_checkpoint(path)
         assert str(path) in str(caught.value) and "refused" in str(caught.value)

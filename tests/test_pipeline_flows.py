@@ -7,74 +7,41 @@ track still has several chunks.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import yaml
 
+from support import FAST_TOML, REPO, cli_env, excerpt, null_sum_error, run_cli, start_cli
 from tagbox_pipeline.files import sha256_file
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCES = ["drums", "piano"]
-#: steering settings of every run here; the drums stem gets a post chain (raw kept in raw/)
-CONFIG = """
-steps = 1
-taggers = ["fcn-mtat"]
-[chunk]
-window_seconds = 1.5
-overlap_seconds = 0.25
-margin_seconds = 0.25
-[nmf]
-components = 8
-nmf_iterations = 10
-[watch]
-stable_seconds = 1.0
-poll_seconds = 0.2
-[[post.drums]]
+#: steering settings of every run here: the fault runs' fast settings with 1.5 s windows and the fcn-mtat
+#: tagger; the drums stem gets a post chain (raw kept in raw/)
+CONFIG = FAST_TOML.replace('taggers = ["musicnn-mtat"]', 'taggers = ["fcn-mtat"]').replace(
+    "window_seconds = 3.0", "window_seconds = 1.5") + """[[post.drums]]
 plugin = "Compressor"
 params = { ratio = 4.0, threshold_db = -24.0 }
 [[post.drums]]
 plugin = "Limiter"
 """
-#: where excerpts start in a clip, in s
-EXCERPT_START = 2.0
 
 
-def excerpt(shared: Path, clip: str, dest: Path, seconds: float = 3.0, subtype: str = "PCM_24") -> Path:
-    """Write ``seconds`` of a bench-dev mixture, from 2 s on, to ``dest`` (3 s = four chunks here,
-    2 s = two, 1.5 s = one)."""
-    info = sf.info(shared / "data" / "bench-dev" / clip / "mixture.flac")
-    start, stop = (int(s * info.samplerate) for s in (EXCERPT_START, EXCERPT_START + seconds))
-    audio, rate = sf.read(shared / "data" / "bench-dev" / clip / "mixture.flac", start=start, stop=stop)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(dest, audio, rate, subtype=subtype)
-    return dest
-
-
-def env(home: Path, api_url: str | None = None) -> dict[str, str]:
-    """Environment of a CLI subprocess: one thread, its own Prefect home, and either its own
-    ephemeral API server (the embedded default) or the test server at ``api_url`` (faster)."""
-    extra = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
-    if api_url:
-        extra["PREFECT_API_URL"] = api_url
-    return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | extra
-
-
-def tagbox(*args: str, home: Path, api_url: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "tagbox_pipeline.cli", *args], cwd=REPO, env=env(home, api_url),
-                          capture_output=True, text=True, timeout=timeout)
+def tagbox(*args: str, home: Path, api_url: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess: its own Prefect home, and the test server at ``api_url``
+    (faster) or its own ephemeral API server (the embedded default)."""
+    return run_cli(list(args), home, api_url)
 
 
 def stem_hashes(folder: Path) -> dict[str, str]:
@@ -85,16 +52,8 @@ def stem_hashes(folder: Path) -> dict[str, str]:
 def assert_null_sum(folder: Path, mixture: Path) -> None:
     """Unprocessed stems (raw/ where a chain ran) + residual equal the mixture, up to the rounding of
     each file to its bit depth."""
-    mix, rate = sf.read(mixture, always_2d=True)
-    total = np.zeros_like(mix)
-    for source in SOURCES:
-        raw = folder / "raw" / f"{source}.wav"
-        stem, stem_rate = sf.read(raw if raw.exists() else folder / f"{source}.wav", always_2d=True)
-        assert stem_rate == rate and stem.shape == mix.shape
-        total += stem
-    total += sf.read(folder / "residual.wav", always_2d=True)[0]
     bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}.get(sf.info(folder / "residual.wav").subtype, 32)
-    assert np.max(np.abs(total - mix)) <= (len(SOURCES) + 1) * 2.0 ** (1 - bits) + 1e-7
+    assert null_sum_error(folder, mixture) <= (len(SOURCES) + 1) * 2.0 ** (1 - bits) + 1e-7
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +117,34 @@ def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None
     table = json.loads(keys["tagbox-summary-song"].data)
     assert [row["source"] for row in table] == SOURCES and all(row["RTF"] > 0 for row in table)
     assert keys["tagbox-progress-song"].data == 100.0
-    assert "drums.spectrogram.png" in keys["tagbox-stems-song"].data
+    stems = keys["tagbox-stems-song"].data
+    assert "drums.spectrogram.png" in stems and "file://" not in stems
+    images = re.findall(r"!\[[^]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", stems)
+    assert len(images) == len(SOURCES) + 1, "one embedded spectrogram per stem and the residual"
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" and len(base64.b64decode(i)) <= 100_000 for i in images)
+
+
+@pytest.mark.slow
+def test_the_track_run_log_tells_the_story(reference: dict) -> None:
+    """The track's own run log: what was asked, each chunk with p(tag) per source, the post chain, where
+    the stems went and the real-time factor (not only Prefect's lines)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["separate-song.wav"])))[0]
+        deadline, messages = time.monotonic() + 20, []
+        while time.monotonic() < deadline and not any("stems in" in m for m in messages):
+            time.sleep(0.5)  # logs reach the API in batches
+            messages = [log.message for log in client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+    text = "\n".join(messages)
+    chunks = reference["outcome"]["chunks"]
+    assert "separating drums, piano in" in text and str(reference["mix"]) in text, text
+    assert all(f"chunk {i}/{chunks}" in text for i in range(1, chunks + 1)), text
+    assert re.search(r"chunk 1/\d+ \(computed\): p\(drums\) \d\.\d\d, p\(piano\) \d\.\d\d", text), text
+    assert "post chain on drums: Compressor → Limiter" in text
+    assert f"stems in {reference['folder']}" in text and "real-time factor" in text
 
 
 def test_gpu_concurrency_limit_is_created_once(harness) -> None:
@@ -194,7 +180,7 @@ def test_sigkill_mid_track_then_resume_recomputes_nothing_finished(reference: di
               "print(json.dumps(separate_track(sys.argv[1], sys.argv[2], sys.argv[3].split(','), "
               "load_settings(sys.argv[4]))))")
     argv = [sys.executable, "-c", script, str(reference["mix"]), str(out), ",".join(SOURCES), str(config)]
-    victim = subprocess.Popen(argv, cwd=REPO, env=env(tmp_path / "home", harness), stdout=subprocess.DEVNULL,
+    victim = subprocess.Popen(argv, cwd=REPO, env=cli_env(tmp_path / "home", harness), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     while not _finished_results(store) and victim.poll() is None and time.monotonic() < deadline:
@@ -206,7 +192,7 @@ def test_sigkill_mid_track_then_resume_recomputes_nothing_finished(reference: di
     assert 1 <= len(finished) < total, f"kill landed outside the track ({len(finished)}/{total} chunks)"
     assert not (out / "song").exists(), "no stem folder from the killed run"
 
-    rerun = subprocess.run(argv, cwd=REPO, env=env(tmp_path / "home", harness), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(argv, cwd=REPO, env=cli_env(tmp_path / "home", harness), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     outcome = json.loads(rerun.stdout.strip().splitlines()[-1])
     assert outcome["cached"] >= len(finished) and outcome["computed"] == total - outcome["cached"]
@@ -215,11 +201,6 @@ def test_sigkill_mid_track_then_resume_recomputes_nothing_finished(reference: di
     assert manifest["pipeline"]["cached"] == outcome["cached"]
     assert stem_hashes(out / "song") == stem_hashes(reference["folder"])
     assert not any((out / ".tagbox" / "staging").iterdir()), "the killed run's staging folder was cleaned up"
-
-
-def _collect_lines(stream, lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line)
 
 
 def _slow_copy(src: Path, dest: Path, pieces: int = 6, pause: float = 0.3) -> None:
@@ -247,19 +228,11 @@ def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path
     shutil.copy(first, inbox / first.name)
     shutil.copy(broken, inbox / broken.name)
     args = ["watch", str(inbox), "--out", str(out), "--sources", ",".join(SOURCES), "--config", str(config), "--once"]
-    watcher = subprocess.Popen([sys.executable, "-m", "tagbox_pipeline.cli", *args], cwd=REPO, env=env(home),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=_collect_lines, args=(watcher.stderr, lines), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while not any("watching" in line for line in lines) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    watcher = start_cli(args, home)
+    watcher.wait_for("watching")
     _slow_copy(second, inbox / second.name)  # while the watcher runs: events, not the start-up scan
-    stdout, _ = watcher.communicate(timeout=300)
-    reader.join(5)
-    assert watcher.returncode == 0, "".join(lines)[-3000:]
-    assert "watch: 1 failed, 2 processed" in stdout
+    assert watcher.finish(300) == 0, watcher.log()[-3000:]
+    assert "watch: 1 failed, 2 processed" in watcher.stdout
 
     processed = sorted(p.name for p in (inbox / "processed").iterdir())
     assert processed == sorted([first.name, second.name])
@@ -321,7 +294,7 @@ def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: st
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.flows import load_flow_from_entrypoint
 
-    from tagbox_pipeline.pipeline.serving import local_timezone
+    from tagbox_pipeline.pipeline.deployments import local_timezone
 
     spec = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
@@ -337,7 +310,7 @@ def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: st
     for extra in (["-n", "watch"], ["-n", "nightly", "--timezone", local_timezone()]):
         done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file",
                                "deployments/prefect.yaml", *extra], cwd=REPO, capture_output=True, text=True,
-                              env=env(tmp_path / "home", harness) | {"TAGBOX_REPO": str(REPO)}, timeout=120)
+                              env=cli_env(tmp_path / "home", harness) | {"TAGBOX_REPO": str(REPO)}, timeout=120)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with get_client(sync_client=True) as client:
         registered = {d.name: d for d in client.read_deployments()}
@@ -349,7 +322,7 @@ def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: st
 def test_serve_builds_the_watch_and_nightly_deployments(config: Path, tmp_path: Path) -> None:
     """What `tagbox serve` serves; serving itself (a dropped file separated, SIGTERM stops it, loopback
     sockets only) runs in tests/faults/test_faults_security.py::test_serve_listens_on_loopback_only."""
-    from tagbox_pipeline.pipeline.serving import build_deployments, local_timezone
+    from tagbox_pipeline.pipeline.deployments import build_deployments, local_timezone
 
     built = {d.name: d for d in build_deployments(tmp_path / "inbox", tmp_path, tmp_path / "out", SOURCES, config,
                                                   {"steps": 1})}

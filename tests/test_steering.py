@@ -1,6 +1,5 @@
 """The default prior and steering on real rendered audio (bench-dev excerpts)."""
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch

@@ -3,7 +3,7 @@
 import pytest
 
 from tagbox_pipeline.errors import UserError
-from tagbox_pipeline.taggers.vocabulary import DATASETS, _SOURCES, dataset_tags, known_sources, resolve_source, tag_indices
+from tagbox_pipeline.taggers.vocabulary import _SOURCES, dataset_tags, known_sources, resolve_source, tag_indices
 
 
 def test_every_mapped_tag_exists_in_its_dataset():

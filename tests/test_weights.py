@@ -3,13 +3,13 @@
 import functools
 import hashlib
 import http.server
-import os
 import threading
 from pathlib import Path
 
 import pytest
 import torch
 
+from support import evil_pickle
 from tagbox_pipeline import weights
 from tagbox_pipeline.errors import WeightsError
 
@@ -74,18 +74,9 @@ def test_corrupt_file_in_model_dir_is_reported(monkeypatch, tmp_path):
         weights.locate(weights.WeightSpec("demo", "demo/model.pth", digest, ()))
 
 
-class _Payload:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_pickle_carrying_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pth"
-    torch.save({"w": _Payload(str(marker))}, path)
+    path = evil_pickle(tmp_path / "evil.pth", marker)
     with pytest.raises(WeightsError, match="refused or corrupt"):
         weights.load_state_dict(path)
     assert not marker.exists()

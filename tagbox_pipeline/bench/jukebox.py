@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from ..config import load_settings
 from ..errors import UserError
-from ..masks import istft, ratio_mask, stft
+from ..stft import istft, ratio_mask, stft
 from ..objective import SourceTags
 from ..paths import shared_dir
 from ..priors.jukebox import JukeboxPrior, JukeboxVQVAE, load_vqvae

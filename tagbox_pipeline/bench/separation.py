@@ -32,7 +32,7 @@ import torch
 
 from ..config import Settings, load_settings
 from ..errors import UserError
-from ..masks import istft, stft, wiener_shares
+from ..stft import istft, stft, wiener_shares
 from ..paths import shared_dir
 from ..priors.nmf import NMFPrior
 from ..separation import Separator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,19 @@ from ..errors import UserError
 
 #: default number of LocalCluster workers for ``--dask`` without an address
 DASK_LOCAL_WORKERS = 2
+
+
+def add_run_command(subparsers: argparse._SubParsersAction, name: str, doc: str,
+                    run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` with the run options (:func:`add_run_options`), calling ``run``; returns its
+    parser for the command's own arguments. ``doc`` (the command module's docstring) gives the help:
+    its first line (without the full stop) in `tagbox --help`, its body in `tagbox NAME --help`."""
+    summary, _, body = doc.strip().partition("\n")
+    parser = subparsers.add_parser(name, help=summary[:1].lower() + summary[1:].rstrip("."),
+                                   description=" ".join(body.split()))
+    add_run_options(parser)
+    parser.set_defaults(func=run)
+    return parser
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +93,17 @@ def checked_models(settings: Settings) -> None:
     from ..pipeline.track import separator_for
 
     separator_for(settings)
+
+
+def prepared_run(args: argparse.Namespace) -> list[str]:
+    """What `watch`, `sweep` and `serve` check after their folder layout, before any work: the
+    settings (a bad config fails here, before anything is watched), the sources, the models (loaded
+    once for the flows of this process) and a writable OUT. Returns the sources."""
+    settings = settings_from_args(args)
+    sources = checked_sources(args.sources)
+    checked_models(settings)
+    checked_out_dir(args.out)
+    return sources
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""`tagbox serve`: serve the watch and the nightly sweep deployments from this machine."""
+"""Serve the watch and the nightly sweep as Prefect deployments (one machine).
+
+Registers 'watch-inbox/watch' (started at once, runs until stopped) and 'sweep-archive/nightly'
+(Cron, default 02:00 local time) and executes their runs. Uses Prefect's ephemeral local server
+unless PREFECT_API_URL points to one.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,16 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..layout import check_serve
-from .options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
-                                settings_from_args)
+from .options import add_run_command, overrides_from_args, prepared_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand."""
-    parser = subparsers.add_parser(
-        "serve", help="serve the watch and the nightly sweep as Prefect deployments (one machine)",
-        description="Registers 'watch-inbox/watch' (started at once, runs until stopped) and "
-                    "'sweep-archive/nightly' (Cron, default 02:00 local time) and executes their runs. "
-                    "Uses Prefect's ephemeral local server unless PREFECT_API_URL points to one.")
+    parser = add_run_command(subparsers, "serve", __doc__, run)
     parser.add_argument("--inbox", type=Path, help="folder to watch")
     parser.add_argument("--archive", type=Path, help="archive folder to sweep nightly (only read)")
     parser.add_argument("--cron", default=None, help="sweep schedule (default '0 2 * * *')")
     parser.add_argument("--timezone", default=None, help="IANA time zone of the schedule (default: local)")
-    add_run_options(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,11 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if args.archive is not None and not args.archive.is_dir():
         raise UserError("archive folder not found", args.archive)
     check_serve(args.inbox, args.archive, args.out)
-    settings = settings_from_args(args)
-    sources = checked_sources(args.sources)
-    checked_models(settings)
-    checked_out_dir(args.out)
-    from ..pipeline.serving import NIGHTLY_CRON, build_deployments, serve_deployments
+    sources = prepared_run(args)
+    from ..pipeline.deployments import NIGHTLY_CRON, build_deployments, serve_deployments
 
     deployments = build_deployments(args.inbox, args.archive, args.out, sources, args.config,
                                     overrides_from_args(args), args.cron or NIGHTLY_CRON, args.timezone,

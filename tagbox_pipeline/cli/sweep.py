@@ -1,4 +1,9 @@
-"""`tagbox sweep ARCHIVE --out OUT --sources ...`: separate an archive read-only, skipping up-to-date files."""
+"""Separate every audio file of an archive (read-only, mirrored under OUT).
+
+Walks ARCHIVE recursively without modifying it, mirrors its folders under OUT, skips files whose
+stems are up to date (same input sha256 and settings) and writes OUT/sweep-report.json. Exit code 1
+when some file failed.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,13 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..layout import check_sweep
-from .options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
-                                settings_from_args)
+from .options import add_run_command, overrides_from_args, prepared_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` subcommand."""
-    parser = subparsers.add_parser(
-        "sweep", help="separate every audio file of an archive (read-only, mirrored under OUT)",
-        description="Walks ARCHIVE recursively without modifying it, mirrors its folders under OUT, skips "
-                    "files whose stems are up to date (same input sha256 and settings) and writes "
-                    "OUT/sweep-report.json. Exit code 1 when some file failed.")
+    parser = add_run_command(subparsers, "sweep", __doc__, run)
     parser.add_argument("archive", type=Path, help="archive folder (only read)")
-    add_run_options(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,10 +26,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.archive.is_dir():
         raise UserError("archive folder not found", args.archive)
     check_sweep(args.archive, args.out)
-    settings = settings_from_args(args)
-    sources = checked_sources(args.sources)
-    checked_models(settings)
-    checked_out_dir(args.out)
+    sources = prepared_run(args)
     from flows.sweep_archive import sweep_archive
 
     report = sweep_archive(str(args.archive), str(args.out), sources, str(args.config) if args.config else None,

@@ -1,4 +1,9 @@
-"""`tagbox watch INBOX --out OUT --sources ...`: separate every file dropped into a folder, once."""
+"""Watch an inbox folder and separate each new file (Prefect flow).
+
+Files are taken once their size and mtime hold still (settings.watch.stable_seconds) and they
+decode; inputs then move to INBOX/processed/, failures to INBOX/failed/ with <name>.error.txt. A
+content-hash ledger under OUT processes each content once.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,20 @@ import argparse
 from pathlib import Path
 
 from ..layout import check_watch
-from .options import (add_run_options, checked_models, checked_out_dir, checked_sources, overrides_from_args,
-                                settings_from_args)
+from .options import add_run_command, overrides_from_args, prepared_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``watch`` subcommand."""
-    parser = subparsers.add_parser(
-        "watch", help="watch an inbox folder and separate each new file (Prefect flow)",
-        description="Files are taken once their size and mtime hold still (settings.watch.stable_seconds) "
-                    "and they decode; inputs then move to INBOX/processed/, failures to INBOX/failed/ "
-                    "with <name>.error.txt. A content-hash ledger under OUT processes each content once.")
+    parser = add_run_command(subparsers, "watch", __doc__, run)
     parser.add_argument("inbox", type=Path, help="folder to watch")
-    add_run_options(parser)
     parser.add_argument("--once", action="store_true", help="drain the inbox, then exit (0 when all handled)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate settings and sources, then run the ``watch-inbox`` flow (until Ctrl-C, or drained)."""
     check_watch(args.inbox, args.out)
-    settings = settings_from_args(args)  # a bad config fails here, before anything is watched
-    sources = checked_sources(args.sources)
-    checked_models(settings)
-    checked_out_dir(args.out)
+    sources = prepared_run(args)
     from flows.watch_inbox import watch_inbox
 
     counts = watch_inbox(str(args.inbox), str(args.out), sources, str(args.config) if args.config else None,

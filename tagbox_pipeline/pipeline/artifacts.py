@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 from pathlib import Path
 from uuid import UUID
@@ -13,7 +15,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from ..stem_folders import spectrogram_name
+from PIL import Image
+
+from ..spectrogram import spectrogram_name
+
+#: largest PNG embedded in an artifact, in bytes (before base64)
+EMBED_MAX_BYTES = 100_000
 
 
 def artifact_key(kind: str, name: str) -> str:
@@ -41,12 +48,29 @@ def publish_summary(track: str, rows: list[dict]) -> None:
     create_table_artifact(rows, key=artifact_key("summary", track), description=f"TagBox separation of {track}")
 
 
+def embedded_png(png: Path, max_bytes: int = EMBED_MAX_BYTES) -> str:
+    """``png`` as a ``data:image/png;base64,...`` URI of at most ``max_bytes`` of PNG (scaled down,
+    palette-quantised, until it fits): a browser showing the Prefect UI loads it, unlike a
+    ``file://`` link from an http page."""
+    with Image.open(png) as image:
+        picture = image.convert("RGB")
+    width = picture.width
+    while True:
+        small = picture.resize((width, round(picture.height * width / picture.width)), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        small.quantize(colors=128).save(buffer, format="PNG", optimize=True)
+        if buffer.tell() <= max_bytes or width <= 160:
+            return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        width = int(width * 0.75)
+
+
 def publish_stems(track: str, folder: Path, stems: list[Path]) -> None:
-    """Markdown artifact: the stem folder, each stem's path and its spectrogram image."""
+    """Markdown artifact: the stem folder, each stem's path and its spectrogram, embedded so the UI
+    shows it (the full-size PNG stays beside the stem)."""
     lines = [f"# Stems of {track}", "", f"Folder: `{folder}`", "", "| stem | file | spectrogram |", "|---|---|---|"]
     pngs = {stem: stem.with_name(spectrogram_name(stem.name)) for stem in stems}
     lines += [f"| {stem.stem} | `{stem}` | `{png}` |" for stem, png in pngs.items()]
     lines.append("")
-    lines += [f"### {stem.stem}\n\n![{stem.stem} spectrogram]({png.as_uri()})\n" for stem, png in pngs.items()]
+    lines += [f"### {stem.stem}\n\n![{stem.stem} spectrogram]({embedded_png(png)})\n" for stem, png in pngs.items()]
     create_markdown_artifact("\n".join(lines), key=artifact_key("stems", track),
                              description=f"stems and spectrograms of {track}")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
@@ -143,6 +143,15 @@ def _summary_rows(sources: list[str], reports: list[dict], duration: float) -> l
     return rows
 
 
+def log_chunk(logger: Any, done: int, total: int, state: str, report: dict[str, dict[str, Any]]) -> None:
+    """One line per finished chunk: i/n, computed or cached, p(tag) per source; a silent chunk is a warning."""
+    if all(entry.get("p_tag") is None for entry in report.values()):
+        logger.warning("chunk %d/%d (%s): digital silence, not steered (silent stems)", done, total, state)
+        return
+    probs = ", ".join(f"p({source}) {entry['p_tag']:.2f}" for source, entry in report.items())
+    logger.info("chunk %d/%d (%s): %s", done, total, state, probs)
+
+
 def remove_stale_staging(root: Path) -> None:
     """Delete staging folders (``host:pid-id``) left by processes of this host that died (e.g. SIGKILL)."""
     if root.is_dir():
@@ -162,9 +171,15 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
     to resume a crashed run, and take about 1.3× the size of the stems).
     """
     started = time.monotonic()
+    logger = get_run_logger()
     out = out.resolve()
     separator = separator_for(settings)
     plan = separator.plan(path, sources)
+    logger.info("%s: %.1f s, %d Hz, %d channel(s); separating %s in %d chunk(s) with %s", plan.path,
+                plan.duration, plan.info.sample_rate, plan.info.channels, ", ".join(sources), len(plan.chunks),
+                ", ".join(t.name for t in separator.models.taggers))
+    for name, why in separator.models.skipped.items():
+        logger.warning("tagger %s skipped: %s", name, why)
     if separator.device == "cuda":
         ensure_gpu_limit()
     weights = dict(separator.models.weights_sha256())
@@ -188,9 +203,11 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
 
     def _collect(future: Any) -> ChunkResult:
         result = future.result()
-        states["cached" if future.state.name == "Cached" else "computed"] += 1
+        state = "cached" if future.state.name == "Cached" else "computed"
+        states[state] += 1
         reports.append(result.report)
         progress.advance()
+        log_chunk(logger, len(reports), n_chunks, state, result.report)
         return result
 
     def pipeline_info() -> dict[str, Any]:
@@ -207,6 +224,11 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
     seconds = time.monotonic() - started
     for key in keys:  # the stems are out: the chunk results only served a resume, free their disk
         (state_dir(out) / "results" / key).unlink(missing_ok=True)
+    for source, plugins in published.post.items():
+        logger.info("post chain on %s: %s (unprocessed stem kept in raw/)", source, " → ".join(plugins))
+    logger.info("stems in %s (%.1f s, real-time factor %.2f per source; %d chunk(s) computed, %d cached)",
+                published.folder, seconds, seconds / max(plan.duration, 1e-9) / len(sources), states["computed"],
+                states["cached"])
     publish_stems(plan.name, published.folder, published.files)
     duration = plan.duration
     publish_summary(plan.name, _summary_rows(sources, reports, duration))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import NMFSettings
-from ..masks import istft, stft
+from ..stft import istft, stft
 from ..timeline import stretch
 from .base import Prior, SourceScorer
 from .gates import shares

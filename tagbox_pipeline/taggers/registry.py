@@ -7,6 +7,7 @@ taggers need their weights (``TAGBOX_MODEL_DIR`` or ``tagbox models fetch NAME``
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,28 +34,75 @@ class TaggerInfo:
     licence: str
 
 
+def _original_info(name: str) -> TaggerInfo:
+    return TaggerInfo(name, "mtat" if name.startswith("MTT") else "msd", 48000, True, "ISC (musicnn, MTG-UPF)")
+
+
+def _original_load(name: str, device: str) -> Tagger:
+    from .musicnn_tf import load_original
+
+    return load_original(name, device)
+
+
+def _original_digest(name: str) -> str:
+    """sha256 of the wheel's checkpoint data of an original musicnn model."""
+    import importlib.util
+    from pathlib import Path
+
+    from ..files import sha256_file
+
+    package = Path(importlib.util.find_spec("musicnn").submodule_search_locations[0])
+    return sha256_file(package / name / ".data-00000-of-00001")
+
+
+def _sota_info(name: str) -> TaggerInfo:
+    spec = sota.weight_spec(name)
+    arch, dataset = name.split("-")
+    return TaggerInfo(name, dataset, sota.INPUT_SAMPLES[arch], is_present(spec), spec.licence)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind of tagger: its names, and how to describe, load and fingerprint one of them."""
+
+    names: tuple[str, ...]
+    info: Callable[[str], TaggerInfo]
+    load: Callable[[str, str], Tagger]
+    digest: Callable[[str], str]
+
+
+#: every tagger family, in listing order
+FAMILIES = (
+    Family(ORIGINAL_NAMES, _original_info, _original_load, _original_digest),
+    Family(tuple(sorted(sota.SOTA_MODELS)), _sota_info, sota.load_sota,
+           lambda name: verify(sota.weight_spec(name), locate(sota.weight_spec(name)))),
+    Family(DESCRIPTOR_NAMES, lambda name: TaggerInfo(name, "spectral", 48000, True, "GPL-3.0-or-later (no weights)"),
+           lambda name, device: SpectralTagger().to(device).freeze(), lambda name: "none (no weights)"),
+)
+
+
 def tagger_names() -> list[str]:
-    """All registered tagger names: the original musicnn models first, then the sota ones."""
-    return list(ORIGINAL_NAMES) + sorted(sota.SOTA_MODELS) + list(DESCRIPTOR_NAMES)
+    """All registered tagger names: the original musicnn models, the sota ones, then the descriptors."""
+    return [name for family in FAMILIES for name in family.names]
 
 
-def _check(name: str) -> None:
-    if name not in tagger_names():
-        close = difflib.get_close_matches(name, tagger_names(), n=3, cutoff=0.4)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise UserError(f"unknown tagger {name!r}{hint}; known taggers: {', '.join(tagger_names())}")
+def _family(name: str) -> Family:
+    """The family of ``name``.
+
+    Raises:
+        UserError: unknown name, listing close and known ones.
+    """
+    for family in FAMILIES:
+        if name in family.names:
+            return family
+    close = difflib.get_close_matches(name, tagger_names(), n=3, cutoff=0.4)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise UserError(f"unknown tagger {name!r}{hint}; known taggers: {', '.join(tagger_names())}")
 
 
 def info(name: str) -> TaggerInfo:
     """Registry facts about one tagger."""
-    _check(name)
-    if name in ORIGINAL_NAMES:
-        return TaggerInfo(name, "mtat" if name.startswith("MTT") else "msd", 48000, True, "ISC (musicnn, MTG-UPF)")
-    if name in DESCRIPTOR_NAMES:
-        return TaggerInfo(name, "spectral", 48000, True, "GPL-3.0-or-later (no weights)")
-    spec = sota.weight_spec(name)
-    arch, dataset = name.split("-")
-    return TaggerInfo(name, dataset, sota.INPUT_SAMPLES[arch], is_present(spec), spec.licence)
+    return _family(name).info(name)
 
 
 def list_taggers() -> list[TaggerInfo]:
@@ -64,13 +112,7 @@ def list_taggers() -> list[TaggerInfo]:
 
 @lru_cache(maxsize=None)
 def _load(name: str, device: str) -> Tagger:
-    if name in ORIGINAL_NAMES:
-        from .musicnn_tf import load_original
-
-        return load_original(name, device)
-    if name in DESCRIPTOR_NAMES:
-        return SpectralTagger().to(device).freeze()
-    return sota.load_sota(name, device)
+    return _family(name).load(name, device)
 
 
 def get_tagger(name: str, device: str | torch.device = "cpu") -> Tagger:
@@ -79,22 +121,11 @@ def get_tagger(name: str, device: str | torch.device = "cpu") -> Tagger:
     Raises:
         UserError: unknown name (listing the known ones); WeightsError: weights missing or corrupt.
     """
-    _check(name)
+    _family(name)
     return _load(name, str(torch.device(device)))
 
 
 @lru_cache(maxsize=None)
 def weights_digest(name: str) -> str:
     """sha256 of the weights file a tagger loads (for the original models: the wheel's checkpoint data)."""
-    _check(name)
-    if name in DESCRIPTOR_NAMES:
-        return "none (no weights)"
-    if name in ORIGINAL_NAMES:
-        import importlib.util
-        from pathlib import Path
-
-        from ..files import sha256_file
-
-        package = Path(importlib.util.find_spec("musicnn").submodule_search_locations[0])
-        return sha256_file(package / name / ".data-00000-of-00001")
-    return verify(sota.weight_spec(name), locate(sota.weight_spec(name)))
+    return _family(name).digest(name)

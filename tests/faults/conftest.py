@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import TAGBOX, cli_env, free_port, write_toml
+from faultkit import free_port
+from support import FAST_TOML, TAGBOX, cli_env, write_toml
 
 #: environment variable naming the JSON-lines file the matrix rows are appended to
 REPORT_ENV = "TAGBOX_FAULTS_REPORT"
@@ -85,7 +86,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 @pytest.fixture(scope="session")
 def fast_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fast settings file of the fault runs (see ``faultkit.FAST_TOML``)."""
-    return write_toml(tmp_path_factory.mktemp("faults-config") / "fast.toml")
+    return write_toml(tmp_path_factory.mktemp("faults-config") / "fast.toml", FAST_TOML)
 
 
 @dataclass(frozen=True)

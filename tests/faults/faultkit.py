@@ -1,7 +1,7 @@
-"""The fault harness: makes each bad input for real, runs the real CLI, and checks what it left behind.
+"""The fault harness: makes each bad input for real and checks what the real CLI left behind
+(running the CLI and cutting bench-dev excerpts is :mod:`support`'s job, shared with the other tests).
 
-Everything here works on real files: excerpts of the bench-dev mixtures (cut short so runs stay
-fast), bytes cut out of real FLAC/WAV files, a real PNG, real symlinks and directories. The
+Everything here works on real files: bytes cut out of real FLAC/WAV files, a real PNG, real symlinks and directories. The
 checkers read the outputs back from disk (stem folders, manifests, the inbox's ``processed/`` and
 ``failed/`` folders) rather than trusting what the CLI says.
 """
@@ -13,15 +13,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,61 +27,15 @@ import numpy as np
 import psutil
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[2]
-#: the console script of the venv running the tests (``.venv/bin/tagbox`` under `make test`)
-TAGBOX = Path(sys.executable).with_name("tagbox")
+from support import excerpt, mixture
+
 #: sources every fault run asks for
 SOURCES = "piano,drums"
-#: steering settings of the fault runs: one step, 3 s windows, a small NMF; files taken after 1 s
-FAST_TOML = """
-steps = 1
-taggers = ["musicnn-mtat"]
-[chunk]
-window_seconds = 3.0
-overlap_seconds = 0.25
-margin_seconds = 0.25
-[nmf]
-components = 8
-nmf_iterations = 10
-[watch]
-stable_seconds = 1.0
-poll_seconds = 0.2
-"""
 
 
 # ----------------------------------------------------------------------------------------------
 # inputs
 # ----------------------------------------------------------------------------------------------
-
-def mixture(shared: Path, clip: str) -> Path:
-    """The bench-dev mixture of ``clip`` (``d01``..``d08``), 10 s, 44.1 kHz stereo, 24-bit FLAC."""
-    return shared / "data" / "bench-dev" / clip / "mixture.flac"
-
-
-def excerpt(shared: Path, clip: str, dest: Path, start_s: float = 2.0, seconds: float = 3.0,
-            subtype: str = "PCM_24", rate: int | None = None, channels: int | None = None) -> Path:
-    """Write ``seconds`` of a bench-dev mixture from ``start_s`` to ``dest`` (format from its suffix).
-
-    ``rate`` resamples (soxr, as the engine does), ``channels`` mixes down to mono (1) or spreads
-    the stereo pair over more channels (each extra channel a distinct blend of the two).
-    """
-    info = sf.info(mixture(shared, clip))
-    start = int(start_s * info.samplerate)
-    audio, sr = sf.read(mixture(shared, clip), start=start, stop=start + int(seconds * info.samplerate),
-                        always_2d=True)
-    if rate is not None and rate != sr:
-        import soxr
-
-        audio, sr = soxr.resample(audio, sr, rate), rate
-    if channels == 1:
-        audio = audio.mean(axis=1, keepdims=True)
-    elif channels is not None and channels > 2:
-        blends = np.linspace(0.0, 1.0, channels)
-        audio = np.stack([(1 - b) * audio[:, 0] + b * audio[:, 1] for b in blends], axis=1) * 0.9
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(dest, audio, sr, subtype=subtype)
-    return dest
-
 
 def empty_file(dest: Path) -> Path:
     """A 0-byte file."""
@@ -164,33 +115,14 @@ def write_in_pieces(source: Path, dest: Path, seconds: float, pieces: int) -> th
     return thread
 
 
-def evil_pickle(dest: Path, marker: Path) -> Path:
-    """A file that unpickles by *running code*: its ``__reduce__`` writes ``marker``.
-
-    Saved with ``torch.save`` so it has the zip layout of a real checkpoint; a loader that uses
-    full pickle (``weights_only=False``) creates ``marker``.
-    """
-    import torch
-
-    class Payload:
-        def __reduce__(self):  # noqa: D105 - the attack
-            return (exec, (f"open({str(marker)!r}, 'w').write('code ran')",))
-
-    torch.save({"state_dict": Payload(), "model": Payload()}, dest)
-    return dest
-
-
 # ----------------------------------------------------------------------------------------------
 # file-system snapshots and checks
 # ----------------------------------------------------------------------------------------------
 
 def sha256_file(path: Path) -> str:
-    """sha256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
+    """sha256 (hex) of a file's bytes (hashed here, not by the code under test)."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def snapshot(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple[str, str]]:
@@ -262,20 +194,6 @@ def stem_folder_problems(folder: Path) -> list[str]:
     return problems
 
 
-def null_sum_error(folder: Path, mixture_path: Path) -> float:
-    """Largest |sum of unprocessed stems + residual − mixture| over all samples (0 when exact)."""
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    mix, rate = sf.read(mixture_path, always_2d=True)
-    total = np.zeros_like(mix)
-    for name in manifest["output"]["files"]:
-        raw = folder / "raw" / name
-        stem, stem_rate = sf.read(raw if raw.exists() else folder / name, always_2d=True)
-        if stem_rate != rate or stem.shape != mix.shape:
-            return float("inf")
-        total += stem
-    return float(np.max(np.abs(total - mix)))
-
-
 def ledger_rows(out: Path) -> list[dict]:
     """Rows of the watch ledger ``OUT/.tagbox/ledger.sqlite`` (read-only connection)."""
     import sqlite3
@@ -289,101 +207,8 @@ def ledger_rows(out: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------
-# running the CLI
+# watching a running CLI
 # ----------------------------------------------------------------------------------------------
-
-def cli_env(home: Path, api_url: str | None = None) -> dict[str, str]:
-    """Environment of a CLI subprocess: its own PREFECT_HOME; the given Prefect API, else an ephemeral server."""
-    env = os.environ | {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                        "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("PREFECT_API_URL", None)
-    if api_url is not None:
-        env["PREFECT_API_URL"] = api_url
-    return env
-
-
-def run_cli(args: list[str], home: Path, api_url: str | None = None, timeout: float = 300,
-            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
-    """Run ``tagbox ARGS`` to completion in a subprocess (cwd: the repository)."""
-    return subprocess.run([str(TAGBOX), *args], cwd=REPO, env=cli_env(home, api_url), capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=preexec_fn)
-
-
-@dataclass
-class Running:
-    """A CLI subprocess whose stderr is collected line by line while it runs."""
-
-    process: subprocess.Popen
-    lines: list[str] = field(default_factory=list)
-    stdout: str = ""
-
-    def wait_for(self, pattern: str, timeout: float = 120) -> str:
-        """Block until a stderr line matches ``pattern`` (regex); returns it. Fails if the process ends first."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            for line in self.lines[seen:]:
-                if re.search(pattern, line):
-                    return line
-            seen = len(self.lines)
-            if self.process.poll() is not None and seen == len(self.lines):
-                time.sleep(0.3)  # let the reader thread drain the pipe
-                if not any(re.search(pattern, line) for line in self.lines):
-                    raise AssertionError(f"process ended ({self.process.returncode}) before /{pattern}/:\n"
-                                         + self.log()[-4000:])
-            time.sleep(0.05)
-        raise AssertionError(f"no /{pattern}/ within {timeout} s:\n" + self.log()[-4000:])
-
-    def finish(self, timeout: float = 300) -> int:
-        """Wait for the process to exit; returns its exit code (stdout kept in :attr:`stdout`)."""
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_tree(self.process)
-            raise AssertionError(f"process still running {timeout} s later (killed):\n" + self.log()[-4000:]) from None
-        self.stdout = self.process.stdout.read() if self.process.stdout else ""
-        return code
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM the process, then wait for it; returns its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.finish(timeout)
-
-    def interrupt(self, timeout: float = 60) -> int:
-        """Ctrl-C (SIGINT) the process, then wait for it; returns its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        return self.finish(timeout)
-
-    def log(self) -> str:
-        """Everything written to stderr so far."""
-        return "".join(self.lines)
-
-
-def start_cli(args: list[str], home: Path, api_url: str | None = None,
-              preexec_fn: Callable[[], None] | None = None) -> Running:
-    """Start ``tagbox ARGS`` in the background (its own process group); stderr lines are collected."""
-    process = subprocess.Popen([str(TAGBOX), *args], cwd=REPO, env=cli_env(home, api_url), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=preexec_fn)
-    running = Running(process)
-
-    def read() -> None:
-        for line in process.stderr:
-            running.lines.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    return running
-
-
-def kill_tree(process: subprocess.Popen) -> None:
-    """SIGKILL the process group started by :func:`start_cli` (no-op when it is gone)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(30)
-
 
 def process_tree(pid: int) -> list[psutil.Process]:
     """The process ``pid`` and all its descendants (those still alive)."""
@@ -458,13 +283,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def write_toml(path: Path, text: str = FAST_TOML) -> Path:
-    """Write a settings file for the runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def copy_in(src: Path, inbox: Path, name: str | None = None) -> Path:

@@ -3,9 +3,8 @@ folder, corrupt or truncated weights, and weights that carry code.
 
 None of them is the input's fault, so the good file in the inbox must stay exactly where it is,
 unmodified and not quarantined; the CLI must stop with exit code 2 and one line naming the
-culprit. Weights are loaded without executing pickled code: a checkpoint whose unpickling would
-write a marker file is refused through ``weights.load_state_dict``, the Jukebox checkpoint loader
-and the CLI, and the marker never appears.
+culprit. Tagger weights replaced by a pickle that would write a marker file are refused by the CLI
+and the marker never appears (the loaders themselves: test_faults_security.py).
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import SOURCES, changes, evil_pickle, excerpt, run_cli, sha256_file, snapshot, write_toml
+from faultkit import SOURCES, changes, sha256_file, snapshot
+from support import evil_pickle, excerpt, run_cli, write_toml
 
 pytestmark = pytest.mark.faults
 
@@ -179,21 +179,6 @@ def test_bad_tagger_weights_stop_the_run(key: str, tagger_weights: Path, inbox: 
             os.environ["TAGBOX_MODEL_DIR"] = env_models
     _assert_refused(matrix, result, folder, sha, tmp_path, before, (str(bad), "corrupt"), skip=(models,))
     assert not marker.exists(), "unpickling ran the payload"
-
-
-def test_load_state_dict_refuses_pickled_code(tmp_path: Path, matrix) -> None:
-    """``weights.load_state_dict`` (used by every tagger) never executes pickled code."""
-    from tagbox_pipeline.errors import WeightsError
-    from tagbox_pipeline.weights import load_state_dict
-
-    matrix.describe("pickle carrying code -> weights.load_state_dict", "WeightsError naming the file; marker "
-                                                                          "file not created")
-    marker = tmp_path / "PWNED"
-    evil = evil_pickle(tmp_path / "evil.pth", marker)
-    with pytest.raises(WeightsError) as caught:
-        load_state_dict(evil)
-    matrix.observe(f"{type(caught.value).__name__}: {caught.value}"[:300] + f"; marker exists: {marker.exists()}")
-    assert str(evil) in str(caught.value) and not marker.exists()
 
 
 def test_load_state_dict_names_truncated_file(tagger_weights: Path, tmp_path: Path, matrix) -> None:

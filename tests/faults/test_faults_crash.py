@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import (SOURCES, excerpt, kill_tree, ledger_rows, partial_outputs, run_cli, sha256_file, start_cli,
-                      write_toml, FAST_TOML)
+from faultkit import SOURCES, ledger_rows, partial_outputs, sha256_file
+from support import FAST_TOML, excerpt, kill_tree, run_cli, start_cli, write_toml
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import SOURCES, excerpt, partial_outputs, sha256_file, start_cli, write_toml, FAST_TOML, copy_in
+from faultkit import SOURCES, partial_outputs, sha256_file, copy_in
+from support import FAST_TOML, excerpt, start_cli, write_toml
 
 pytestmark = [pytest.mark.faults]
 

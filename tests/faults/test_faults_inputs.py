@@ -42,10 +42,11 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from faultkit import (FAST_TOML, SOURCES, Sampler, changes, empty_file, excerpt, is_loopback, nan_inf_wav,
-                      null_sum_error, partial_outputs, png_file, run_cli, sha256_file, silence, snapshot, start_cli,
-                      stem_folder_problems, text_file, truncated_flac, truncated_wav_header, write_in_pieces, write_toml)
-from tagbox_pipeline.stems import track_name
+from faultkit import (SOURCES, Sampler, changes, empty_file, is_loopback, nan_inf_wav, partial_outputs, png_file,
+                      sha256_file, silence, snapshot, stem_folder_problems, text_file, truncated_flac,
+                      truncated_wav_header, write_in_pieces)
+from support import FAST_TOML, excerpt, null_sum_error, run_cli, start_cli, write_toml
+from tagbox_pipeline.files import track_name
 
 pytestmark = pytest.mark.faults
 

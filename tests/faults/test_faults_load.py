@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import (Sampler, excerpt, ledger_rows, partial_outputs, sha256_file, start_cli, write_toml,
-                      FAST_TOML)
+from faultkit import Sampler, ledger_rows, partial_outputs, sha256_file
+from support import FAST_TOML, excerpt, start_cli, write_toml
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

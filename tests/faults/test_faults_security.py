@@ -6,23 +6,24 @@
 * `tagbox sweep` over an archive holding symlinks that lead outside it (a linked folder and a linked
   file) and odd names writes only under OUT, leaves the archive byte-for-byte unchanged and never
   processes what the links point to.
-* Jukebox weights are loaded without running pickled code: a checkpoint whose ``__reduce__`` writes
-  a marker file is refused by the checkpoint loader and by the CLI (``--prior jukebox --weights``),
-  and the marker never appears. (The tagger path, ``weights.load_state_dict``, is in
-  test_faults_config.py.)
+* Weights are loaded without running pickled code: a file whose ``__reduce__`` writes a marker file
+  is refused by both loaders (the taggers' ``weights.load_state_dict`` and the Jukebox checkpoint
+  loader) and by the CLI (``--prior jukebox --weights``), and the marker never appears.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
 
 import pytest
 
-from faultkit import (SOURCES, Sampler, changes, copy_in, evil_pickle, excerpt, is_loopback, partial_outputs,
-                      run_cli, sha256_file, snapshot, start_cli)
+from faultkit import SOURCES, Sampler, changes, copy_in, is_loopback, partial_outputs, sha256_file, snapshot
+from support import evil_pickle, excerpt, run_cli, start_cli
+from tagbox_pipeline.errors import WeightsError
+from tagbox_pipeline.priors.jukebox.checkpoint import load_checkpoint
+from tagbox_pipeline.weights import load_state_dict
 
 pytestmark = pytest.mark.faults
 
@@ -92,28 +93,15 @@ def test_sweep_writes_only_under_out_and_never_follows_links(shared: Path, fast_
     assert not problems, problems
 
 
-def _jukebox_loader():
-    """The Jukebox checkpoint loader (``priors/jukebox/checkpoint.py``): its function that reads a checkpoint file."""
-    try:
-        module = importlib.import_module("tagbox_pipeline.priors.jukebox.checkpoint")
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"the Jukebox checkpoint loader has not landed ({exc})")
-    for name in ("load_checkpoint", "load_vqvae_state", "load_state", "read_checkpoint", "load"):
-        if callable(getattr(module, name, None)):
-            return getattr(module, name)
-    pytest.fail(f"no checkpoint-loading function found in {module.__name__}: {dir(module)}")
-
-
-def test_jukebox_checkpoint_loader_refuses_pickled_code(tmp_path: Path, matrix) -> None:
-    from tagbox_pipeline.errors import WeightsError
-
-    matrix.describe("pickle carrying code -> Jukebox checkpoint loader", "WeightsError naming the file; marker "
-                                                                        "file not created")
-    load = _jukebox_loader()
+@pytest.mark.parametrize("loader, name", [(load_state_dict, "weights.load_state_dict"),
+                                          (load_checkpoint, "Jukebox checkpoint loader")], ids=["taggers", "jukebox"])
+def test_weight_loaders_refuse_pickled_code(loader, name: str, tmp_path: Path, matrix) -> None:
+    """Neither weights loader (every tagger's, the Jukebox VQ-VAE's) ever executes pickled code."""
+    matrix.describe(f"pickle carrying code -> {name}", "WeightsError naming the file; marker file not created")
     marker = tmp_path / "PWNED"
-    evil = evil_pickle(tmp_path / "vqvae.pth.tar", marker)
+    evil = evil_pickle(tmp_path / "evil.pth.tar", marker)
     with pytest.raises(WeightsError) as caught:
-        load(evil)
+        loader(evil)
     matrix.observe(f"{type(caught.value).__name__}: {caught.value}"[:300] + f"; marker exists: {marker.exists()}")
     assert str(evil) in str(caught.value) and not marker.exists()
 
@@ -121,7 +109,6 @@ def test_jukebox_checkpoint_loader_refuses_pickled_code(tmp_path: Path, matrix) 
 def test_cli_refuses_jukebox_weights_carrying_code(shared: Path, fast_toml: Path, tmp_path: Path, matrix) -> None:
     matrix.describe("pickle carrying code -> `tagbox separate --prior jukebox --weights`",
                     "exit 2, one line naming the weights file; marker not created; nothing written")
-    _jukebox_loader()
     song = excerpt(shared, "d01", tmp_path / "in" / "song.wav", seconds=2.0)
     sha = sha256_file(song)
     marker = tmp_path / "PWNED"

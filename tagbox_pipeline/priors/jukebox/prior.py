@@ -30,7 +30,7 @@ import julius
 import torch
 
 from ...config import JukeboxSettings
-from ...masks import istft, ratio_mask, stft
+from ...stft import istft, ratio_mask, stft
 from ...files import sha256_file
 from ..base import Prior
 from .checkpoint import VQVAE_SPEC, load_vqvae, resolve_weights

@@ -16,7 +16,7 @@ from prefect.artifacts import create_table_artifact
 from ..audio_io import read_info
 from ..config import Settings
 from ..layout import check_sweep, check_watch
-from ..stems import track_name
+from ..files import track_name
 from .artifacts import artifact_key
 from .inbox import Intake, watch
 from .ledger import Ledger
