@@ -1,6 +1,6 @@
 """Regression lock: the default settings write exactly the stems they wrote before the engine was
-restructured (issue 15). The sha256 of every stem file of two bench-dev clips, separated through
-the library's file path, was recorded with the code before the change
+restructured (issue 15). The sha256 of every stem file of two bench-dev clips (one whole, one an excerpt),
+separated through the library's file path, was recorded with the code before the change
 (``TAGBOX_MODEL_DIR=../shared/models/sota-music-tagging python tests/test_outputs_unchanged.py --record``,
 the suite's environment) in ``tests/data/default_stem_digests.json``.
 
@@ -11,16 +11,20 @@ output changed: re-record only for a change that is meant to change the stems, a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 DIGESTS = Path(__file__).with_name("data") / "default_stem_digests.json"
-#: (case name, clip, settings overrides): the default settings, and small windows (several chunks, crossfades)
-CASES = [("d01-default", "d01", {}),
-         ("d05-small-windows", "d05", {"chunk.window_seconds": 4.0, "chunk.overlap_seconds": 1.0})]
+#: (case name, clip, seconds of it, settings overrides): the default settings on a whole clip, and
+#: small windows on an excerpt (several chunks, crossfades)
+CASES = [("d01-default", "d01", 10.0, {}),
+         ("d02-small-windows", "d02", 4.0, {"chunk.window_seconds": 1.5, "chunk.overlap_seconds": 0.5,
+                                         "chunk.margin_seconds": 0.25})]
 
 
 def _clip_sources(shared: Path, clip: str) -> list[str]:
@@ -28,23 +32,26 @@ def _clip_sources(shared: Path, clip: str) -> list[str]:
     return [s["class"] for c in manifest["clips"] if c["id"] == clip for s in c["sources"]]
 
 
-def stem_digests(shared: Path, clip: str, overrides: dict, out: Path) -> dict[str, str]:
-    """Separate bench-dev ``clip`` with the default settings (plus ``overrides``): {file name: sha256}."""
+def stem_digests(shared: Path, clip: str, seconds: float, overrides: dict, out: Path) -> dict[str, str]:
+    """Separate the first ``seconds`` of bench-dev ``clip`` (as a 24-bit WAV) with the default settings
+    plus ``overrides``: {stem file name: sha256}."""
     from tagbox_pipeline.config import load_settings
-    from tagbox_pipeline.files import sha256_file
     from tagbox_pipeline.separation import separate_file
 
-    mixture = shared / "data" / "bench-dev" / clip / "mixture.flac"
-    manifest = separate_file(mixture, out, _clip_sources(shared, clip), load_settings(overrides=overrides)).manifest
-    folder = out / "mixture"
-    return {name: sha256_file(folder / name) for name in manifest["output"]["files"]}
+    rate = 44100
+    audio, _ = sf.read(shared / "data" / "bench-dev" / clip / "mixture.flac", frames=int(seconds * rate))
+    mixture = out / "mixture.wav"
+    out.mkdir(parents=True, exist_ok=True)
+    sf.write(mixture, audio, rate, subtype="PCM_24")
+    separate_file(mixture, out, _clip_sources(shared, clip), load_settings(overrides=overrides))
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "mixture").glob("*.wav"))}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, clip, overrides", CASES, ids=[c[0] for c in CASES])
-def test_default_stems_are_bit_identical_to_the_recorded_ones(shared, tmp_path, case, clip, overrides):
+@pytest.mark.parametrize("case, clip, seconds, overrides", CASES, ids=[c[0] for c in CASES])
+def test_default_stems_are_bit_identical_to_the_recorded_ones(shared, tmp_path, case, clip, seconds, overrides):
     recorded = json.loads(DIGESTS.read_text())[case]
-    assert stem_digests(shared, clip, overrides, tmp_path) == recorded
+    assert stem_digests(shared, clip, seconds, overrides, tmp_path) == recorded
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
@@ -53,6 +60,7 @@ if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
     from tagbox_pipeline.paths import shared_dir
 
     with tempfile.TemporaryDirectory() as temp:
-        table = {case: stem_digests(shared_dir(), clip, overrides, Path(temp) / case) for case, clip, overrides in CASES}
+        table = {case: stem_digests(shared_dir(), clip, seconds, overrides, Path(temp) / case)
+                 for case, clip, seconds, overrides in CASES}
     DIGESTS.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(json.dumps(table, indent=1))

@@ -324,11 +324,15 @@ def test_serve_builds_the_watch_and_nightly_deployments(config: Path, tmp_path: 
     sockets only) runs in tests/faults/test_faults_security.py::test_serve_listens_on_loopback_only."""
     from tagbox_pipeline.pipeline.deployments import build_deployments, local_timezone
 
-    built = {d.name: d for d in build_deployments(tmp_path / "inbox", tmp_path, tmp_path / "out", SOURCES, config,
-                                                  {"steps": 1})}
+    from tagbox_pipeline.layout import LayoutError
+
+    built = {d.name: d for d in build_deployments(tmp_path / "inbox", tmp_path / "archive", tmp_path / "out",
+                                                  SOURCES, config, {"steps": 1})}
     assert set(built) == {"watch", "nightly"} and not built["watch"].schedules
     assert built["nightly"].schedules[0].schedule.cron == "0 2 * * *"
     assert built["nightly"].schedules[0].schedule.timezone == local_timezone()
+    with pytest.raises(LayoutError, match="the output folder .* lies inside the archive"):  # OUT inside the archive
+        build_deployments(tmp_path / "inbox", tmp_path, tmp_path / "out", SOURCES, config, {})
 
 
 @pytest.mark.slow
