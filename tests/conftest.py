@@ -1,12 +1,21 @@
-"""Shared test fixtures: the read-only shared folder, isolated caches and Prefect home."""
+"""Shared test fixtures: the read-only shared folder, isolated caches, and one Prefect API server (with
+its UI) for the CLI runs of the session."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from support import TAGBOX, cli_env
 from tagbox_pipeline.paths import shared_dir
 
 SHARED = shared_dir()
@@ -30,3 +39,55 @@ def shared() -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets an empty download cache, so nothing leaks in from the user's machine."""
     monkeypatch.setenv("TAGBOX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    """A ``prefect server start`` on 127.0.0.1, shared by the CLI runs that do not test the ephemeral one.
+
+    Attributes:
+        url: its API (``http://127.0.0.1:PORT/api``); the UI is served at ``ui``.
+    """
+
+    url: str
+    pid: int
+    home: Path
+
+    @property
+    def ui(self) -> str:
+        """The Prefect UI's address (``http://127.0.0.1:PORT``)."""
+        return self.url.removesuffix("/api")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """Start one Prefect API server for the session (saves the ~10 s start-up of an ephemeral server per run)."""
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    with socket.socket() as probe:  # a port free on 127.0.0.1 right now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    prefect = TAGBOX.with_name("prefect")
+    process = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                               env=cli_env(home, PREFECT_UI_API_URL=url), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"prefect server did not start (exit {process.poll()})")
+            time.sleep(0.25)
+        yield PrefectServer(url, process.pid, home)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)

@@ -177,7 +177,7 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
     plan = separator.plan(path, sources)
     logger.info("%s: %.1f s, %d Hz, %d channel(s); separating %s in %d chunk(s) with %s", plan.path,
                 plan.duration, plan.info.sample_rate, plan.info.channels, ", ".join(sources), len(plan.chunks),
-                ", ".join(t.name for t in separator.models.taggers))
+                ", ".join(separator.models.describe()["taggers"]))
     for name, why in separator.models.skipped.items():
         logger.warning("tagger %s skipped: %s", name, why)
     if separator.device == "cuda":

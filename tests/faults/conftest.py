@@ -1,4 +1,5 @@
-"""Fixtures of the fault matrix: a shared Prefect API server, the fast settings, and the matrix recorder.
+"""Fixtures of the fault matrix: the fast settings and the matrix recorder (the shared Prefect API
+server is in ``tests/conftest.py``).
 
 Every fault test states its case and the expected behaviour through the ``matrix`` fixture and
 records what it observed (and the counts of modified inputs, partial outputs and lost files) as
@@ -11,18 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
-from faultkit import free_port
-from support import FAST_TOML, TAGBOX, cli_env, write_toml
+from support import FAST_TOML, write_toml
 
 #: environment variable naming the JSON-lines file the matrix rows are appended to
 REPORT_ENV = "TAGBOX_FAULTS_REPORT"
@@ -87,44 +83,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def fast_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fast settings file of the fault runs (see ``faultkit.FAST_TOML``)."""
     return write_toml(tmp_path_factory.mktemp("faults-config") / "fast.toml", FAST_TOML)
-
-
-@dataclass(frozen=True)
-class PrefectServer:
-    """A ``prefect server start`` on 127.0.0.1, shared by the CLI runs that do not test the ephemeral one."""
-
-    url: str
-    pid: int
-    home: Path
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """Start one Prefect API server for the session (saves the ~10 s start-up of an ephemeral server per run)."""
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    port = free_port()
-    prefect = TAGBOX.with_name("prefect")
-    process = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                               env=cli_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prefect server did not start (exit {process.poll()})")
-            time.sleep(0.25)
-        yield PrefectServer(url, process.pid, home)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import struct
 import threading
 import time
@@ -276,13 +275,6 @@ class Sampler:
         finally:
             self._stop.set()
             thread.join(10)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def copy_in(src: Path, inbox: Path, name: str | None = None) -> Path:
