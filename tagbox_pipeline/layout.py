@@ -6,9 +6,10 @@ write, move or replace could touch an input or a folder that holds inputs:
 
 - ``separate``: a track's stem folder (``OUT/<name>``) equal to, or holding, any input;
 - ``watch``: OUT and the inbox overlapping (equal, or one inside the other): stems, the ledger
-  and staging would be written among the files being taken, ``processed/`` or ``failed/``;
+  and staging would be written among the files being taken; or OUT overlapping where taken files
+  move to (``processed/``, ``failed/``, also when they are links elsewhere);
 - ``sweep``: OUT and the archive overlapping: the archive is only ever read;
-- ``serve``: both of those, and the inbox and the archive overlapping.
+- ``serve``: both of those, and the inbox (or where its files move to) and the archive overlapping.
 
 This is the first of two independent checks; the second guards the replace itself
 (:func:`~tagbox_pipeline.stem_folders.place_folder`).
@@ -59,12 +60,13 @@ def check_apart(out: Path, other: Path, role: str) -> None:
                       f"change its files; choose an output folder outside the {role} that does not hold it")
 
 
-def check_inbox_archive(inbox: Path, archive: Path) -> None:
-    """Refuse an inbox and an archive that overlap (the watcher moves files the sweep reads)."""
+def check_inbox_archive(inbox: Path, archive: Path, what: str = "the inbox") -> None:
+    """Refuse an inbox (or ``what``: a folder its files move to) and an archive that overlap: the
+    watcher moves files the sweep reads."""
     relation = _relation(real(inbox), real(archive))
     if relation is not None:
-        raise LayoutError(f"the inbox {inbox} {relation} the archive {archive}: the watcher moves files out of "
-                          f"the inbox while the sweep reads the archive; keep them apart")
+        raise LayoutError(f"{what} {inbox} {relation} the archive {archive}: the watcher moves files there while "
+                          f"the sweep reads the archive; keep them apart")
 
 
 def check_separate(inputs: Sequence[Path], out: Path) -> None:
@@ -83,9 +85,12 @@ def check_separate(inputs: Sequence[Path], out: Path) -> None:
                                   f"another --out (e.g. a new empty folder)")
 
 
-def check_watch(inbox: Path, out: Path) -> None:
-    """The layout of ``watch``: OUT apart from the inbox."""
+def check_watch(inbox: Path, out: Path, moves: Sequence[Path] = ()) -> None:
+    """The layout of ``watch``: OUT apart from the inbox and from the folders taken files move to
+    (``moves``: the inbox's ``processed/`` and ``failed/``, which may be links elsewhere)."""
     check_apart(out, inbox, "inbox")
+    for folder in moves:
+        check_apart(out, folder, f"inbox's {folder.name}/ folder")
 
 
 def check_sweep(archive: Path, out: Path) -> None:
@@ -93,11 +98,14 @@ def check_sweep(archive: Path, out: Path) -> None:
     check_apart(out, archive, "archive")
 
 
-def check_serve(inbox: Path | None, archive: Path | None, out: Path) -> None:
-    """The layout of ``serve``: each of ``watch`` and ``sweep``, and the inbox apart from the archive."""
+def check_serve(inbox: Path | None, archive: Path | None, out: Path, moves: Sequence[Path] = ()) -> None:
+    """The layout of ``serve``: each of ``watch`` and ``sweep``, and the inbox and ``moves`` apart from
+    the archive."""
     if inbox is not None:
-        check_watch(inbox, out)
+        check_watch(inbox, out, moves)
     if archive is not None:
         check_sweep(archive, out)
     if inbox is not None and archive is not None:
         check_inbox_archive(inbox, archive)
+        for folder in moves:
+            check_inbox_archive(folder, archive, f"the inbox's {folder.name}/ folder")

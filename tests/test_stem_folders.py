@@ -135,3 +135,18 @@ def test_a_stem_folder_that_would_hold_an_input_is_refused(folders: Path) -> Non
         check_separate([folders / "arch" / "a.wav", folders / "arch" / "a" / "a.wav"], folders / "arch")
     with pytest.raises(LayoutError, match="lies inside"):
         check_separate([song], folders / "xlink")
+
+
+def test_where_taken_files_move_must_lie_apart_from_out_and_the_archive(folders: Path) -> None:
+    """The inbox's processed/ may be a link: to OUT, or into the archive, is refused naming both."""
+    inbox = folders / "x" / "inbox"
+    (inbox / "processed").symlink_to(folders / "out", target_is_directory=True)
+    moves = [inbox / "processed", inbox / "failed"]
+    with pytest.raises(LayoutError, match=f"the output folder {folders / 'out'} is the inbox's processed/ folder"):
+        check_watch(inbox, folders / "out", moves)
+    check_watch(inbox, folders / "elsewhere", moves)
+    (inbox / "processed").unlink()
+    (inbox / "processed").symlink_to(folders / "arch" / "a", target_is_directory=True)
+    refused = f"the inbox's processed/ folder {inbox / 'processed'} lies inside the archive"
+    with pytest.raises(LayoutError, match=refused):
+        check_serve(inbox, folders / "arch", folders / "out", moves)

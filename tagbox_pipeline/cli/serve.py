@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..layout import check_serve
+from ..pipeline.inbox import move_folders
 from .options import add_run_command, overrides_from_args, prepared_run
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("serve: give --inbox and/or --archive")
     if args.archive is not None and not args.archive.is_dir():
         raise UserError("archive folder not found", args.archive)
-    check_serve(args.inbox, args.archive, args.out)
+    check_serve(args.inbox, args.archive, args.out, move_folders(args.inbox) if args.inbox is not None else ())
     sources = prepared_run(args)
     from ..pipeline.deployments import NIGHTLY_CRON, build_deployments, serve_deployments
 

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..layout import check_watch
+from ..pipeline.inbox import move_folders
 from .options import add_run_command, overrides_from_args, prepared_run
 
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate settings and sources, then run the ``watch-inbox`` flow (until Ctrl-C, or drained)."""
-    check_watch(args.inbox, args.out)
+    check_watch(args.inbox, args.out, move_folders(args.inbox))
     sources = prepared_run(args)
     from flows.watch_inbox import watch_inbox
 

@@ -17,6 +17,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
 from ..layout import check_serve
+from .inbox import move_folders
 
 #: default schedule of the archive sweep: every day at 02:00
 NIGHTLY_CRON = "0 2 * * *"
@@ -43,7 +44,7 @@ def build_deployments(inbox: Path | None, archive: Path | None, out: Path, sourc
     Raises:
         LayoutError: when OUT, the inbox and the archive are not apart (see :func:`check_serve`).
     """
-    check_serve(inbox, archive, out)
+    check_serve(inbox, archive, out, move_folders(inbox) if inbox is not None else ())
     from flows.sweep_archive import sweep_archive
     from flows.watch_inbox import watch_inbox
 

@@ -42,6 +42,11 @@ SYSTEM_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 Outcome = Literal["processed", "duplicate", "failed", "gone"]
 
 
+def move_folders(inbox: Path) -> list[Path]:
+    """Where taken files go: ``INBOX/processed`` and ``INBOX/failed``."""
+    return [inbox / PROCESSED_DIR, inbox / FAILED_DIR]
+
+
 def is_ignored(name: str) -> bool:
     """True for hidden files (dotfiles), Office lock files (``~$``), temp downloads and OS metadata."""
     return (name in SYSTEM_NAMES or name.startswith((".", "~$")) or name.lower().endswith(TEMP_SUFFIXES))

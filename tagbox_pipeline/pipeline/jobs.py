@@ -18,7 +18,7 @@ from ..config import Settings
 from ..layout import check_sweep, check_watch
 from ..files import track_name
 from .artifacts import artifact_key
-from .inbox import Intake, watch
+from .inbox import Intake, move_folders, watch
 from .ledger import Ledger
 from .runner import dask_address, task_runner
 from .sweep import SweepReport, sweep, up_to_date
@@ -36,7 +36,7 @@ def ledger_for(out: Path) -> Ledger:
 def run_watch(inbox: Path, out: Path, sources: list[str], settings: Settings, track_flow: TrackFlow,
               once: bool, dask: str | None = None, dask_workers: int = 2) -> dict[str, int]:
     """Watch ``inbox`` and run ``track_flow`` on every new file; returns counts of outcomes."""
-    check_watch(inbox, out)
+    check_watch(inbox, out, move_folders(inbox))
     inbox, out = inbox.resolve(), out.resolve()
     with dask_address(dask, dask_workers) as address:
         flow = track_flow.with_options(task_runner=task_runner(address))
