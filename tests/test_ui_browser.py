@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -55,14 +56,17 @@ def test_track_run_and_stems_artifact_render_in_chromium(shared: Path, prefect_s
     from playwright.sync_api import sync_playwright
 
     inbox, out = tmp_path / "inbox", tmp_path / "out"
-    excerpt(shared, "d01", inbox / "take.wav", seconds=2.0)
+    track = f"ui-take-{uuid.uuid4().hex[:8]}"  # the server is shared: this run's names are its own
+    excerpt(shared, "d01", inbox / f"{track}.wav", seconds=2.0)
     config = write_toml(tmp_path / "fast.toml", FAST_TOML)
     done = run_cli(["watch", inbox, "--out", out, "--sources", ",".join(SOURCES), "--config", config, "--once"],
                    tmp_path / "home", prefect_server.url)
     assert done.returncode == 0, done.stderr[-3000:]
     api = prefect_server.url
-    artifact = _post(f"{api}/artifacts/filter", {"artifacts": {"key": {"any_": ["tagbox-stems-take"]}}})[0]
-    run = _post(f"{api}/flow_runs/filter", {"flow_runs": {"name": {"any_": ["separate-take.wav"]}}})[0]
+    artifacts = _post(f"{api}/artifacts/filter", {"artifacts": {"key": {"any_": [f"tagbox-stems-{track}"]}}})
+    runs = _post(f"{api}/flow_runs/filter", {"flow_runs": {"name": {"any_": [f"separate-{track}.wav"]}}})
+    assert len(artifacts) == 1 and len(runs) == 1, (artifacts, runs)
+    artifact, run = artifacts[0], runs[0]
     assert artifact["flow_run_id"] == run["id"] and "data:image/png;base64," in artifact["data"]
 
     with sync_playwright() as playwright:
@@ -73,7 +77,7 @@ def test_track_run_and_stems_artifact_render_in_chromium(shared: Path, prefect_s
             images = [i for i in _images(page, len(SOURCES) + 1) if i["src"].startswith("data:")]
             _keep(page, "stems-artifact.png", tmp_path)
             page.goto(f"{prefect_server.ui}/runs/flow-run/{run['id']}")
-            page.get_by_text("separate-take.wav").first.wait_for(timeout=60_000)
+            page.get_by_text(f"separate-{track}.wav").first.wait_for(timeout=60_000)
             _keep(page, "track-run.png", tmp_path)
         finally:
             browser.close()
