@@ -3,7 +3,8 @@
 opened in headless Chromium (Debian's ``chromium``, driven by Playwright; no browser is downloaded).
 
 Every image of the stems artifact must have loaded (natural width > 0): the spectrograms are
-embedded as ``data:`` URIs, which an http page can show (``file://`` links cannot). Screenshots are
+embedded as ``data:`` URIs, which an http page can show (``file://`` links cannot). The run's page
+must show the track's own log lines (a chunk with its p(tag), where the stems went). Screenshots are
 written to the test's folder, and to ``docs/img/`` when ``$TAGBOX_SCREENSHOTS`` is set.
 """
 
@@ -78,6 +79,8 @@ def test_track_run_and_stems_artifact_render_in_chromium(shared: Path, prefect_s
             _keep(page, "stems-artifact.png", tmp_path)
             page.goto(f"{prefect_server.ui}/runs/flow-run/{run['id']}")
             page.get_by_text(f"separate-{track}.wav").first.wait_for(timeout=60_000)
+            page.get_by_text("chunk 1/1 (computed): p(drums)").first.wait_for(timeout=60_000)  # the track's own log
+            page.get_by_text(f"stems in {out / track}").first.wait_for(timeout=60_000)
             _keep(page, "track-run.png", tmp_path)
         finally:
             browser.close()
