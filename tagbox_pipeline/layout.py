@@ -45,6 +45,11 @@ def _relation(a: Path, b: Path) -> str | None:
     return None
 
 
+def within(path: Path, folder: Path) -> bool:
+    """True when ``path``, resolved, is ``folder`` (resolved) or lies inside it."""
+    return _relation(real(path), real(folder)) in ("is", "lies inside")
+
+
 def check_apart(out: Path, other: Path, role: str) -> None:
     """Refuse when the output folder ``out`` and ``other`` (the ``role``: inbox, archive) overlap.
 

@@ -23,8 +23,8 @@ import numpy as np
 from .assembly import assemble
 from .audio_io import FileSamples
 from .files import default_mode, write_json_atomic
-from .spectrogram import write_spectrograms
 from .post import RAW_DIR, apply_chains
+from .spectrogram import write_spectrograms
 from .stem_folders import MANIFEST, STEM_FOLDER_KIND, place_folder
 from .stems import StemWriter
 from .steering import ChunkResult, Models

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..files import sha256_file, write_json_atomic
-from ..layout import LayoutError, real
+from ..layout import LayoutError, real, within
 from ..stem_folders import folder_for_input
 from .inbox import is_ignored
 
@@ -111,7 +111,7 @@ def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[
             continue
         claimed[folder] = rel
         try:
-            if real(folder.parent) == real(archive) or real(archive) in real(folder.parent).parents:
+            if within(folder.parent, archive):
                 raise LayoutError(f"its stem folder {folder} resolves to {real(folder)}, inside the archive "
                                   f"{archive} (a symbolic link under the output folder); the archive is only read")
             folder = folder_for_input(folder.parent, folder.name, path.absolute())
