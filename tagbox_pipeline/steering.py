@@ -99,7 +99,7 @@ def load_models(settings: Settings, device: str = "cpu") -> Models:
             if name in settings.taggers:
                 continue
             if not tagger_info(name).weights_present:
-                skipped[name] = f"weights not installed (`tagbox models fetch {name}`); {source} scored without it"
+                skipped[name] = f"weights not installed (`{tagger_info(name).fetch_command}`); {source} scored without it"
                 _log.warning("tagbox: %s: %s", name, skipped[name])
                 continue
             if name not in only:

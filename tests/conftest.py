@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import TAGBOX, cli_env
+from support import TAGBOX, cli_env, real_musicnn_wheel
 from tagbox_pipeline.paths import shared_dir
 
 SHARED = shared_dir()
@@ -33,6 +33,15 @@ def shared() -> Path:
     if SHARED is None:
         pytest.skip("shared/ reference data not found (set TAGBOX_SHARED or place it beside the repo)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def musicnn_wheel_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real musicnn 0.1.0 wheel (see :func:`support.real_musicnn_wheel`); tests skip without it."""
+    wheel = real_musicnn_wheel(tmp_path_factory.mktemp("musicnn-wheel"))
+    if wheel is None:
+        pytest.skip("the musicnn 0.1.0 wheel is not to be had (set TAGBOX_MUSICNN_WHEEL to a local copy)")
+    return wheel
 
 
 @pytest.fixture(autouse=True)

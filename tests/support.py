@@ -1,17 +1,24 @@
 """What many tests need, written once: the real CLI in a subprocess, real bench-dev excerpts, the
-null-sum check of a stem folder read back from disk, a pickle that runs code, a settings file."""
+null-sum check of a stem folder read back from disk, a pickle that runs code, a settings file, a
+local HTTP server standing in for a download host, a local package index for pip, the real musicnn
+wheel."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,3 +258,58 @@ def evil_pickle(dest: Path, marker: Path, legacy: bool = False) -> Path:
 
     torch.save({"state_dict": Payload(), "model": {"x": Payload()}}, dest, _use_new_zipfile_serialization=not legacy)
     return dest
+
+
+# ----------------------------------------------------------------------------------------------
+# downloads
+# ----------------------------------------------------------------------------------------------
+
+@contextmanager
+def serve_folder(root: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving the files of ``root`` while the block runs; yields its
+    base URL (``http://127.0.0.1:PORT``)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def simple_index(root: Path, *wheels: Path, project: str = "musicnn") -> None:
+    """Lay out a PEP 503 "simple" package index under ``root`` (served, its URL is ``BASE/simple/``):
+    ``simple/PROJECT/index.html`` links to copies of ``wheels`` in ``root/files/``, each with the
+    ``#sha256=`` of its bytes as real indexes give it (no wheels: a project page without files)."""
+    (root / "files").mkdir(parents=True, exist_ok=True)
+    links = []
+    for wheel in wheels:
+        shutil.copy(wheel, root / "files" / wheel.name)
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        links.append(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a><br/>')
+    page = root / "simple" / project / "index.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("<!DOCTYPE html>\n<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+
+
+def pip_env(index_url: str) -> dict[str, str]:
+    """Environment for pip that asks the index at ``index_url`` alone: no configuration file (with
+    ``PIP_CONFIG_FILE=os.devnull`` pip reads none, not even the global ``/etc/xdg/pip`` one with its
+    constraints), no extra index, no find-links, no constraint, no cache, no prompts."""
+    return {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index_url, "PIP_EXTRA_INDEX_URL": "",
+            "PIP_FIND_LINKS": "", "PIP_CONSTRAINT": "", "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1"}
+
+
+def real_musicnn_wheel(folder: Path) -> Path | None:
+    """The real ``musicnn-0.1.0-py3-none-any.whl``: ``$TAGBOX_MUSICNN_WHEEL`` (a local copy) when set,
+    else put into ``folder`` by ``pip download`` from the package index the set-up installs it from
+    (pip's cache answers repeats); None when neither has it."""
+    from tagbox_pipeline.taggers.musicnn_wheel import WHEEL
+
+    if os.environ.get("TAGBOX_MUSICNN_WHEEL"):
+        return Path(os.environ["TAGBOX_MUSICNN_WHEEL"])
+    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "musicnn==0.1.0",
+                              "-d", str(folder)], capture_output=True, text=True, timeout=600)
+    wheel = folder / WHEEL
+    return wheel if fetched.returncode == 0 and wheel.is_file() else None

@@ -1,15 +1,12 @@
 """`tagbox models` against a real local HTTP server standing in for the weights host."""
 
-import functools
-import http.server
 import shutil
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from support import cli_env, run_cli
+from support import cli_env, run_cli, serve_folder
 from tagbox_pipeline.taggers import sota
 
 
@@ -29,14 +26,11 @@ def test_list_verify_path_and_fetch(shared, tmp_path, env, monkeypatch):
     www = tmp_path / "www"
     www.mkdir()
     shutil.copy(source, www / "best_model.pth")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with serve_folder(www) as base:
         missing = tagbox("models", "path", "fcn-mtat", env=env)
         assert missing.returncode == 2 and "tagbox models fetch fcn-mtat" in missing.stderr
         # point the spec's URL at the local server (the real one is the public GitHub raw URL)
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/best_model.pth"
+        url = f"{base}/best_model.pth"
         code = ("import sys; from tagbox_pipeline.taggers import sota; from tagbox_pipeline.cli import main;"
                 "real = sota.weight_spec;"
                 f"sota.weight_spec = lambda n: real(n).__class__(**{{**real(n).__dict__, 'urls': ('{url}',)}});"
@@ -49,8 +43,6 @@ def test_list_verify_path_and_fetch(shared, tmp_path, env, monkeypatch):
         assert verified.returncode == 0 and sota.weight_spec("fcn-mtat").sha256 in verified.stdout
         listing = tagbox("models", "list", env=env)
         assert listing.returncode == 0 and "fcn-mtat" in listing.stdout
-    finally:
-        httpd.shutdown()
 
 
 def test_unknown_weights_name_exits_2(env):

@@ -84,3 +84,21 @@ def test_missing_weights_exit_2_naming_where_it_looked(tmp_path):
 def test_top_must_be_positive():
     result = tagbox("tag", DATA / "piano.flac", "--tagger", "fcn-mtat", "--top", "0")
     assert result.returncode == 2 and "at least 1" in result.stderr
+
+
+def test_taggers_listing_names_the_fetch_command_of_missing_weights(tmp_path, monkeypatch, capsys):
+    """Without the musicnn package and any weights (as after a plain `pip install`): each missing
+    tagger's row names the exact command that installs its weights."""
+    from tagbox_pipeline.cli.tag import run_list
+    from tagbox_pipeline.taggers import musicnn_wheel
+
+    monkeypatch.setattr(musicnn_wheel, "_installed_package", lambda: None)
+    monkeypatch.setenv("TAGBOX_MODEL_DIR", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run_list(None) == 0
+    rows = {line.split("│")[1].strip(): line for line in capsys.readouterr().out.splitlines() if "│" in line}
+    for name in ("MTT_musicnn", "MTT_vgg", "MSD_musicnn", "MSD_vgg"):
+        assert "missing (tagbox models fetch musicnn)" in rows[name]
+    assert "missing (tagbox models fetch crnn-msd)" in rows["crnn-msd"]
+    assert "missing (tagbox models fetch fcn-mtat)" in rows["fcn-mtat"]
+    assert " present " in rows["spectral"]

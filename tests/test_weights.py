@@ -1,15 +1,12 @@
 """Weights: lookup, download with mirrors and sha256 check over a real local HTTP server, safe loading."""
 
-import functools
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
-from support import evil_pickle
+from support import evil_pickle, serve_folder
 from tagbox_pipeline import weights
 from tagbox_pipeline.errors import WeightsError
 
@@ -19,12 +16,8 @@ def server(tmp_path):
     """A real HTTP server on 127.0.0.1 serving tmp_path/www."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve_folder(root) as url:
+        yield root, url
 
 
 def _checkpoint(path: Path) -> str:

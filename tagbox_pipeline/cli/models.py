@@ -1,9 +1,10 @@
 """`tagbox models list|fetch|verify|path`: the weights files behind the taggers and the Jukebox prior.
 
-Names: the sota taggers' weights (``fcn-mtat`` …; the musicnn taggers ship with the musicnn package)
-and ``jukebox-5b-vqvae`` (OpenAI's VQ-VAE, non-commercial licence). The Jukebox file has no published
-sha256: ``fetch`` records size and sha256 beside it (``<file>.json``) and ``verify`` checks against
-that record and loads every tensor. For offline use point ``--weights PATH`` (or
+Names: ``musicnn`` (the checkpoints of the default taggers, from the musicnn 0.1.0 wheel: present when
+that package is installed, as `make` does; after a plain ``pip install`` fetched once), the sota
+taggers' weights (``fcn-mtat`` …) and ``jukebox-5b-vqvae`` (OpenAI's VQ-VAE, non-commercial
+licence). The Jukebox file has no published sha256: ``fetch`` records size and sha256 beside it
+(``<file>.json``) and ``verify`` checks against that record and loads every tensor. For offline use point ``--weights PATH`` (or
 ``$TAGBOX_JUKEBOX_WEIGHTS``) at a copy of the file.
 """
 
@@ -21,10 +22,17 @@ from ..weights import WeightSpec
 
 def _specs() -> dict[str, WeightSpec]:
     from ..priors.jukebox import checkpoint
-    from ..taggers import sota
+    from ..taggers import musicnn_wheel, sota
 
-    return {**{name: sota.weight_spec(name) for name in sorted(sota.SOTA_MODELS)},
+    return {musicnn_wheel.NAME: musicnn_wheel.weight_spec(),
+            **{name: sota.weight_spec(name) for name in sorted(sota.SOTA_MODELS)},
             checkpoint.VQVAE_SPEC.name: checkpoint.VQVAE_SPEC}
+
+
+def _is_musicnn(spec: WeightSpec) -> bool:
+    from ..taggers import musicnn_wheel
+
+    return spec.name == musicnn_wheel.NAME
 
 
 def _is_jukebox(spec: WeightSpec) -> bool:
@@ -36,8 +44,7 @@ def _is_jukebox(spec: WeightSpec) -> bool:
 def _spec(name: str) -> WeightSpec:
     specs = _specs()
     if name not in specs:
-        raise UserError(f"unknown weights {name!r}; known: {', '.join(specs)} (the musicnn taggers ship with the "
-                        "musicnn package and need no download)")
+        raise UserError(f"unknown weights {name!r}; known: {', '.join(specs)}")
     return specs[name]
 
 
@@ -50,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    ("verify", "check a file against its pinned or recorded sha256", run_verify),
                                    ("path", "print where the file is", run_path)):
         sub = actions.add_parser(action, help=helptext)
-        sub.add_argument("name", help="weights name, e.g. fcn-mtat or jukebox-5b-vqvae")
+        sub.add_argument("name", help="weights name, e.g. musicnn, fcn-mtat or jukebox-5b-vqvae")
         if action == "fetch":
             sub.add_argument("--force", action="store_true", help="download again even if a valid copy is cached")
         else:
@@ -60,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _locate(spec: WeightSpec, weights: Path | None) -> Path:
-    """The local file of ``spec`` (Jukebox: ``--weights``, ``$TAGBOX_JUKEBOX_WEIGHTS``, model dir, cache)."""
+    """The local file of ``spec`` (Jukebox: ``--weights``, ``$TAGBOX_JUKEBOX_WEIGHTS``, model dir, cache;
+    musicnn: the folder of its checkpoint folders, installed package first)."""
     from ..weights import locate
 
     if _is_jukebox(spec):
@@ -69,16 +77,30 @@ def _locate(spec: WeightSpec, weights: Path | None) -> Path:
         return resolve_weights(weights)
     if weights is not None:
         raise UserError(f"--weights applies to the Jukebox VQ-VAE only, not to {spec.name}")
+    if _is_musicnn(spec):
+        from ..taggers import musicnn_wheel
+
+        return musicnn_wheel.package_dir()
     return locate(spec)
+
+
+def _presence(spec: WeightSpec) -> tuple[bool, Path]:
+    """Whether ``spec`` is present, and the first place it is looked for (musicnn: the installed package)."""
+    from ..weights import candidates, is_present
+
+    if _is_musicnn(spec):
+        from ..taggers import musicnn_wheel
+
+        return musicnn_wheel.is_present(), musicnn_wheel.places()[0]
+    return is_present(spec), candidates(spec)[0]
 
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the weights table."""
-    from ..weights import candidates, is_present
-
     table = Table("name", "present", "file (first place looked)", "licence")
     for name, spec in _specs().items():
-        table.add_row(name, "yes" if is_present(spec) else "no", str(candidates(spec)[0]), spec.licence)
+        present, place = _presence(spec)
+        table.add_row(name, "yes" if present else "no", str(place), spec.licence)
     Console(width=200).print(table)
     return 0
 
@@ -101,15 +123,19 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Verify a located weights file: pinned or recorded sha256; Jukebox: also every tensor's name and shape."""
+    """Verify a located weights file: pinned or recorded sha256; Jukebox: also every tensor's name and shape;
+    musicnn: every file the taggers read (and the licence) against its pin."""
     from ..weights import read_sidecar, verify
 
     spec = _spec(args.name)
     path = _locate(spec, args.weights)
-    digest = verify(spec, path)
+    # musicnn: ``path`` is the package folder; the wheel's files lie at their wheel paths below its parent
+    digest = verify(spec, path.parent if _is_musicnn(spec) else path)
     basis = "pinned" if spec.sha256 else "recorded at download" if read_sidecar(path) else "not pinned, no record"
     detail = ""
-    if _is_jukebox(spec):
+    if _is_musicnn(spec):
+        detail = f", its {len(spec.members)} files here match their pins"
+    elif _is_jukebox(spec):
         from ..priors.jukebox import load_checkpoint
 
         detail = f", {len(load_checkpoint(path))} tensors of the 5b VQ-VAE"

@@ -39,7 +39,7 @@ def run_list(args: argparse.Namespace) -> int:
     table = Table("tagger", "dataset", "input (s)", "weights", "licence")
     for info in list_taggers():
         table.add_row(info.name, info.dataset, f"{info.input_samples / TAGGER_RATE:g}",
-                      "present" if info.weights_present else "missing (tagbox models fetch)", info.licence)
+                      "present" if info.weights_present else f"missing ({info.fetch_command})", info.licence)
     Console().print(table)
     return 0
 

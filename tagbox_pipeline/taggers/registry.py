@@ -1,7 +1,8 @@
 """Tagger registry: every tagger name -> how to load it and what users should know about it.
 
-The four original musicnn models ship inside the pip ``musicnn`` wheel (no download); the eight sota
-taggers need their weights (``TAGBOX_MODEL_DIR`` or ``tagbox models fetch NAME``).
+The four original musicnn models read the checkpoints of the ``musicnn`` wheel (the installed package,
+or ``tagbox models fetch musicnn``); the eight sota taggers need their weights (``TAGBOX_MODEL_DIR``
+or ``tagbox models fetch NAME``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from ..errors import UserError
 from ..weights import is_present, locate, verify
-from . import sota
+from . import musicnn_wheel, sota
 from .base import Tagger
 from .spectral import SpectralTagger
 
@@ -25,17 +26,26 @@ DESCRIPTOR_NAMES = ("spectral",)
 
 @dataclass(frozen=True)
 class TaggerInfo:
-    """What `tagbox taggers` shows about one tagger (input length in samples at 16 kHz)."""
+    """What `tagbox taggers` shows about one tagger (input length in samples at 16 kHz; ``weights``:
+    the name `tagbox models fetch` takes for its weights, empty when it needs none)."""
 
     name: str
     dataset: str
     input_samples: int
     weights_present: bool
     licence: str
+    weights: str = ""
+
+    @property
+    def fetch_command(self) -> str:
+        """The command that installs this tagger's weights (``tagbox models fetch musicnn`` for the
+        four original musicnn taggers); empty when it needs none."""
+        return f"tagbox models fetch {self.weights}" if self.weights else ""
 
 
 def _original_info(name: str) -> TaggerInfo:
-    return TaggerInfo(name, "mtat" if name.startswith("MTT") else "msd", 48000, True, "ISC (musicnn, MTG-UPF)")
+    return TaggerInfo(name, "mtat" if name.startswith("MTT") else "msd", 48000, musicnn_wheel.is_present(),
+                      musicnn_wheel.LICENCE, musicnn_wheel.NAME)
 
 
 def _original_load(name: str, device: str) -> Tagger:
@@ -46,19 +56,15 @@ def _original_load(name: str, device: str) -> Tagger:
 
 def _original_digest(name: str) -> str:
     """sha256 of the wheel's checkpoint data of an original musicnn model."""
-    import importlib.util
-    from pathlib import Path
-
     from ..files import sha256_file
 
-    package = Path(importlib.util.find_spec("musicnn").submodule_search_locations[0])
-    return sha256_file(package / name / ".data-00000-of-00001")
+    return sha256_file(musicnn_wheel.package_dir() / name / ".data-00000-of-00001")
 
 
 def _sota_info(name: str) -> TaggerInfo:
     spec = sota.weight_spec(name)
     arch, dataset = name.split("-")
-    return TaggerInfo(name, dataset, sota.INPUT_SAMPLES[arch], is_present(spec), spec.licence)
+    return TaggerInfo(name, dataset, sota.INPUT_SAMPLES[arch], is_present(spec), spec.licence, spec.name)
 
 
 @dataclass(frozen=True)
