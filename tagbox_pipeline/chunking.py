@@ -2,11 +2,13 @@
 
 Each :class:`Chunk` has a *read* region (what the separator sees, at most one window long) and a
 *core* region inside it (what is kept). The core is the read region less a margin on each side
-that is not at the track's edge, so the separator's own edge effects are discarded. Adjacent cores
+that is not at the track's edge, so the separator's own edge effects are discarded; the first and
+last cores, with the track's edge on one side, keep all of their window but the inner margin, so a
+track needs ``1 + ceil((n − window) / (window − 2·margin − overlap))`` windows. Adjacent cores
 overlap by ``overlap`` samples and crossfade there with complementary raised-cosine weights
 (``w`` and ``1 - w``), so the weights of all chunks sum to one at every sample of the track;
-at most two chunks overlap anywhere. The first window sits at the track's start and the last one is
-shifted back so it ends at the track's end, so every chunk sees a full window when the track has one.
+at most two chunks overlap anywhere. The first window sits at the track's start and the last one
+ends at the track's end, so every chunk sees a full window when the track has one.
 """
 
 from __future__ import annotations
@@ -82,12 +84,14 @@ def plan(n_samples: int, sample_rate: int, window_seconds: float, overlap_second
     if n_samples <= window:
         return [Chunk(0, 0, n_samples, 0, n_samples, 0, 0)]
     hop = core - overlap
-    count = max(1, math.ceil((n_samples - overlap) / hop))
-    chunks = []
+    edge = window - margin  # the first and last cores need a margin on their inner side only
+    count = 1 + math.ceil((n_samples - window) / hop)
+    chunks, start = [], 0
     for index in range(count):
-        start = index * hop
-        stop = min(start + core, n_samples)
-        read_start = min(max(start - margin, 0), n_samples - window)
+        last = index == count - 1
+        stop = n_samples if last else start + (edge if index == 0 else core)
+        read_start = 0 if index == 0 else n_samples - window if last else start - margin
         chunks.append(Chunk(index, start, stop, read_start, read_start + window,
-                            overlap if index > 0 else 0, overlap if index < count - 1 else 0))
+                            overlap if index > 0 else 0, 0 if last else overlap))
+        start = stop - overlap
     return chunks

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from .errors import UserError
-from .taggers.base import Tagger
+from .taggers.base import Tagger, to_tagger_rate
 from .taggers.vocabulary import Source, resolve_source, tag_indices
 from .timeline import stretch
 
@@ -61,12 +61,14 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
                          source_tags: SourceTags, blocks: int = 1) -> torch.Tensor:
     """p(source | audio) per time block for a batch ``[B, samples]`` -> ``[B, blocks, S]``.
 
-    Taggers that score none of the requested sources are not run. Per tagger: the mean probability
+    The batch is resampled to the taggers' 16 kHz once. Taggers that score none of the requested
+    sources are not run. Per tagger: the mean probability
     of the source's tags in each analysis window, its windows stretched evenly over ``blocks`` equal
     time blocks (linear interpolation; one block = the mean over windows); then the mean over the
     taggers that have tags for the source.
     """
-    taggrams = [tagger.taggram(audio, sample_rate) if source_tags.uses(t) else None  # [B, windows, tags]
+    audio = to_tagger_rate(audio, sample_rate)
+    taggrams = [tagger.tag(audio) if source_tags.uses(t) else None  # [B, windows, tags]
                 for t, tagger in enumerate(taggers)]
     columns: list[torch.Tensor | None] = []
     for per_tagger in source_tags.indices:
@@ -103,10 +105,11 @@ def multi_hot_bce(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger], 
         audio: ``[S, samples]`` estimates at ``sample_rate`` Hz, row s for requested source s.
     """
     per_source: list[list[torch.Tensor]] = [[] for _ in source_tags.sources]
+    audio = to_tagger_rate(audio, sample_rate)
     for t, tagger in enumerate(taggers):
         if not source_tags.uses(t):
             continue
-        mean_tags = tagger.taggram(audio, sample_rate).mean(dim=1)  # [S, n_tags]
+        mean_tags = tagger.tag(audio).mean(dim=1)  # [S, n_tags]
         for s, per_tagger in enumerate(source_tags.indices):
             if per_tagger[t]:
                 target = torch.zeros_like(mean_tags[s])

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import steering
+from .allocator import release_free_memory, tune_allocator
 from .assembly import assemble
 from .audio_io import ArraySamples, FileSamples, SampleReader
 from .chunking import Chunk
@@ -55,6 +56,8 @@ def resolve_device(settings: Settings) -> str:
 class Separator:
     """Settings plus the models they name, loaded once and reused for every track.
 
+    The process's allocator is tuned on first use (:func:`~tagbox_pipeline.allocator.tune_allocator`).
+
     Args:
         settings: what to separate with (prior, taggers, chunking, post chains...); the names in
             it are checked now (ConfigError), not after a track was separated.
@@ -62,6 +65,7 @@ class Separator:
     """
 
     def __init__(self, settings: Settings, models: Models | None = None) -> None:
+        tune_allocator()
         self.settings = check_settings(settings)
         self.device = resolve_device(settings) if models is None else models.device
         self.models = steering.load_models(settings, self.device) if models is None else models
@@ -77,9 +81,14 @@ class Separator:
 
     def chunk_results(self, reader: SampleReader, chunks: Sequence[Chunk], sample_rate: int, sources: list[str],
                       progress: Progress | None = None) -> Iterator[ChunkResult]:
-        """Steer every chunk in order, reading just its read region; ``progress(len(sources))`` after each."""
+        """Steer every chunk in order, reading just its read region; ``progress(len(sources))`` after each.
+
+        After each chunk the heap's free pages go back to the kernel, so memory stays flat in track length.
+        """
         for chunk in chunks:
-            yield self.steer(reader.read(chunk.read_start, chunk.read_stop), sample_rate, sources, chunk.index)
+            result = self.steer(reader.read(chunk.read_start, chunk.read_stop), sample_rate, sources, chunk.index)
+            release_free_memory()
+            yield result
             if progress is not None:
                 progress(len(sources))
 

@@ -174,3 +174,18 @@ def test_stem_writer_null_sums_after_quantisation(clip: tuple[np.ndarray, int], 
     assert level <= -90, f"stems + residual = mixture within {level:.1f} dB"
     if stored.startswith("PCM") and subtype not in ("PCM_32",):
         assert np.abs(error).max() == 0.0, "bit-exact null-sum for PCM"
+
+
+def test_edge_chunks_keep_all_but_the_inner_margin() -> None:
+    """A 3-minute 44.1 kHz track at the default settings takes 9 windows (not 10): the first and last
+    cores need no margin on their track-edge side; every chunk reads one full window."""
+    from tagbox_pipeline.config import Settings
+
+    c, rate = Settings().chunk, 44100
+    chunks = plan(180 * rate, rate, c.window_seconds, c.overlap_seconds, c.margin_seconds)
+    window, margin = 1048576, round(c.margin_seconds * rate)
+    assert len(chunks) == 9
+    assert all(ch.read_stop - ch.read_start == window for ch in chunks)
+    assert (chunks[0].start, chunks[0].stop) == (0, window - margin)
+    assert chunks[-1].read_stop == chunks[-1].stop == 180 * rate
+    assert chunks[-1].start - chunks[-1].read_start >= margin

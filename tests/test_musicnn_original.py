@@ -115,3 +115,47 @@ def test_gradients_reach_audio_and_weights_stay_frozen(shared, taggers):
 def test_short_input_is_padded_to_one_window(taggers):
     out = taggers["MTT_vgg"](torch.zeros(2, 16000))
     assert out.shape == (2, 1, 50) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("model", ["MTT_musicnn", "MTT_vgg"])
+def test_batch_norm_after_pooling_is_bit_exact(shared, model):
+    """The pooled fast path normalises after max-pooling: the same bits as normalise-then-pool, also for
+    channels whose batch-norm scale is negative (the checkpoints have such channels; one is forced here)."""
+    from torch.nn import functional as F
+
+    tagger = load_original(model)
+    conv = tagger.net.timbral[0] if model.endswith("musicnn") else tagger.net.blocks[0]
+    pool = (lambda y: y.amax(dim=3)) if model.endswith("musicnn") else (lambda y: F.max_pool2d(y, (4, 1), (2, 2)))
+    x = tagger.logmel(torch.from_numpy(golden(shared, model, "music")["audio"])[None])[:, None, :187]
+    with torch.no_grad():
+        conv.bn.gamma[0] = -abs(conv.bn.gamma[0]) - 0.5
+        assert (conv.bn.gamma < 0).any() and (conv.bn.gamma > 0).any()
+        assert torch.equal(conv.pooled(x, pool), pool(conv(x)))
+
+
+def test_rows_tagged_in_groups_match_one_pass(shared, taggers, monkeypatch):
+    """Within the activation budget rows are tagged in groups; a budget of one row per pass gives the
+    same taggram as tagging every row at once."""
+    from tagbox_pipeline.taggers import base
+
+    tagger = taggers["MTT_musicnn"]
+    audio = torch.from_numpy(golden(shared, "MTT_musicnn", "music")["audio"])[None]
+    rows = torch.cat([audio, 0.5 * audio, audio.flip(-1)])
+    with torch.no_grad():
+        together = tagger(rows)
+        monkeypatch.setattr(base, "ACTIVATION_BUDGET", 1)
+        assert tagger.rows_per_pass(rows.shape[-1]) == 1
+        grouped = tagger.tag(rows)
+    assert grouped.shape == together.shape
+    assert torch.allclose(grouped, together, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, window, stride", [((2, 3, 187, 96), (4, 1), (2, 2)), ((2, 3, 93, 48), (2, 2), (2, 2)),
+                                                   ((2, 3, 11, 6), (4, 4), (4, 4)), ((2, 3, 9, 7), (3, 2), (2, 3))])
+def test_max_pool_by_strided_maxima_equals_torch_pooling(shape, window, stride):
+    from torch.nn import functional as F
+
+    from tagbox_pipeline.taggers.musicnn_tf import _max_pool
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(_max_pool(x, window, stride), F.max_pool2d(x, window, stride))

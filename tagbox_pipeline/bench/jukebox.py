@@ -111,13 +111,14 @@ class Variant:
 
 def ours(vqvae: JukeboxVQVAE, mix: torch.Tensor, n_sources: int, taggers: list[str] | None = None,
          **jukebox: object) -> Step:
-    """The product's own steering step (:func:`tagbox_pipeline.steering.steering_step`) for the given settings."""
+    """The product's own steering step (:func:`tagbox_pipeline.steering.steering_step`) for the given settings,
+    on the device of ``vqvae`` and ``mix``."""
     overrides: dict[str, object] = {"prior": "jukebox", **{f"jukebox.{k}": v for k, v in jukebox.items()}}
     if taggers is not None:
         overrides["taggers"] = taggers
     settings = load_settings(None, overrides)
     prior = JukeboxPrior(vqvae, settings.jukebox)
-    models = [get_tagger(name) for name in settings.taggers]
+    models = [get_tagger(name, mix.device) for name in settings.taggers]
     source_tags = SourceTags.build(SOURCES[n_sources], models)
     state = prior.fit(mix, RATE, n_sources, seed=0)
     return steering_step(prior, state, mix.mean(dim=0), RATE, models, source_tags)

@@ -27,8 +27,8 @@ from .gates import shares
 from .panning import directions, refine_by_direction
 
 _EPS = 1e-10
-#: components rendered to audio at once by :meth:`NMFPrior.components` (bounds the memory per call)
-_COMPONENT_BATCH = 8
+#: bytes :meth:`NMFPrior.components` may use at once for the masks and masked spectra of a batch
+_RENDER_BUDGET = 128 * 2**20
 
 
 @dataclass
@@ -62,17 +62,23 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
     # summed in float64: a float32 sum of millions of bins depends on the thread count's split, and so
     # would every bit of the stems (a resumed or Dask-run track must equal an uninterrupted one)
     scale = magnitude.double().mean().to(magnitude.dtype).clamp_min(_EPS)
-    v = magnitude / scale + _EPS
+    v = (magnitude / scale + _EPS).contiguous()  # row-major, as the model products: fast element-wise division
     w = torch.rand(freqs, components, generator=generator, dtype=v.dtype).to(v.device) + 0.1
     h = torch.rand(components, frames, generator=generator, dtype=v.dtype).to(v.device) + 0.1
     q = torch.full((channels, components), 1.0 / channels, dtype=v.dtype, device=v.device)
+    ratio = torch.empty(v.shape, dtype=v.dtype, device=v.device)  # V / V̂, rewritten in place by every update
+
+    def ratio_to(wq: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``V / (WQ H)`` into ``ratio``; the model is the one matrix product ``[C·F, K] @ [K, T]``."""
+        torch.mm(wq.reshape(-1, components), h, out=ratio.view(-1, frames))
+        return torch.div(v, ratio, out=ratio)
+
     for _ in range(iterations):
         wq = w[None] * q[:, None, :]  # [C, F, K]
-        ratio = v / torch.matmul(wq, h)
-        h = h * torch.matmul(wq.transpose(1, 2), ratio).sum(dim=0) / (q.sum(dim=0) * w.sum(dim=0))[:, None]
-        ratio_h = torch.matmul(v / torch.matmul(wq, h), h.T)  # [C, F, K]
+        h = h * torch.matmul(wq.transpose(1, 2), ratio_to(wq, h)).sum(dim=0) / (q.sum(dim=0) * w.sum(dim=0))[:, None]
+        ratio_h = torch.matmul(ratio_to(wq, h), h.T)  # [C, F, K]
         w = w * (ratio_h * q[:, None, :]).sum(dim=0) / (q.sum(dim=0) * h.sum(dim=1))[None]
-        ratio_h = torch.matmul(v / torch.matmul(w[None] * q[:, None, :], h), h.T)
+        ratio_h = torch.matmul(ratio_to(w[None] * q[:, None, :], h), h.T)
         q = q * (ratio_h * w[None]).sum(dim=1) / (w.sum(dim=0) * h.sum(dim=1))[None]
         w_norm, q_norm = w.sum(dim=0).clamp_min(_EPS), q.sum(dim=0).clamp_min(_EPS)
         w, q, h = w / w_norm, q / q_norm, h * (w_norm * q_norm)[:, None]
@@ -117,13 +123,18 @@ class NMFPrior(Prior):
         return NMFState(spec, factorised, factors, factors.model(), logits, mix.shape[-1])
 
     def components(self, state: NMFState) -> torch.Tensor:
-        """Mono audio (channel mean) of every component alone ``[K, samples]``."""
+        """Mono audio (channel mean) of every component alone ``[K, samples]``.
+
+        Rendered a few components at a time: as many as fit :data:`_RENDER_BUDGET` bytes (a float32
+        mask and a complex64 masked spectrum per bin of the factorised STFT).
+        """
         s = self.settings
         spectra = state.factors.channel_spectra().permute(2, 0, 1)[..., None]  # [K, C', F, 1]
         activations = state.factors.activations[:, None, None, :]  # [K, 1, 1, T]
+        batch = max(1, _RENDER_BUDGET // (12 * state.factorised.numel()))
         parts = []
-        for start in range(0, len(spectra), _COMPONENT_BATCH):
-            part = slice(start, start + _COMPONENT_BATCH)
+        for start in range(0, len(spectra), batch):
+            part = slice(start, start + batch)
             masks = spectra[part] * activations[part] / state.modelled
             parts.append(istft((masks * state.factorised).mean(dim=1), s.n_fft, s.hop, state.samples))
         return torch.cat(parts)

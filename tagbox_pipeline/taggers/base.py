@@ -3,15 +3,37 @@
 A tagger is a frozen ``torch.nn.Module`` that maps 16 kHz mono audio to per-window tag
 probabilities. It is differentiable with respect to its input audio; its weights never change
 (``requires_grad=False``, eval mode). :meth:`Tagger.taggram` accepts any sample rate and resamples
-differentiably to 16 kHz first.
+differentiably to 16 kHz first (:func:`to_tagger_rate`, shared by every tagger of a batch), then
+tags the rows in groups whose activations fit :data:`ACTIVATION_BUDGET` bytes, so memory does not
+grow with the number of candidates or the chunk length.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from functools import lru_cache
 
 import julius
 import torch
+
+#: the rate every tagger here reads, in Hz
+TAGGER_RATE = 16000
+#: bytes of activations one tagger forward pass may hold (rows are tagged in groups that fit)
+ACTIVATION_BUDGET = 384 * 2**20
+
+
+@lru_cache(maxsize=None)
+def _resampler(old_rate: int, new_rate: int, device: str) -> julius.ResampleFrac:
+    return julius.ResampleFrac(old_rate, new_rate).to(device)
+
+
+def to_tagger_rate(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """``[..., samples]`` at ``sample_rate`` Hz -> the same at :data:`TAGGER_RATE` (differentiable; the
+    resampling filters are built once per rate)."""
+    if sample_rate == TAGGER_RATE:
+        return audio
+    return _resampler(sample_rate, TAGGER_RATE, str(audio.device))(audio)
 
 
 class Tagger(torch.nn.Module, ABC):
@@ -22,13 +44,16 @@ class Tagger(torch.nn.Module, ABC):
         dataset: tag vocabulary, one of ``"mtat"``, ``"msd"``, ``"jamendo"``.
         sample_rate: input rate in Hz (16000 for every tagger here).
         input_samples: samples at 16 kHz of one analysis window.
+        window_bytes: activation bytes one analysis window needs at most in :meth:`forward` (sets
+            how many rows are tagged at once).
         tags: output names, index = output unit.
     """
 
     name: str
     dataset: str
-    sample_rate: int = 16000
+    sample_rate: int = TAGGER_RATE
     input_samples: int
+    window_bytes: int
     tags: list[str]
 
     def freeze(self) -> "Tagger":
@@ -53,8 +78,21 @@ class Tagger(torch.nn.Module, ABC):
             ``[batch, windows, n_tags]`` sigmoid probabilities, one row per analysis window.
         """
 
+    def windows_in(self, samples: int) -> int:
+        """Analysis windows of one row of ``samples`` 16 kHz samples (default: back to back, a partial one counted)."""
+        return max(1, math.ceil(samples / self.input_samples))
+
+    def rows_per_pass(self, samples: int) -> int:
+        """How many rows of ``samples`` 16 kHz samples one forward pass tags within :data:`ACTIVATION_BUDGET`."""
+        return max(1, ACTIVATION_BUDGET // (self.windows_in(samples) * self.window_bytes))
+
+    def tag(self, audio: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` over ``[batch, samples]`` 16 kHz audio, in groups of :meth:`rows_per_pass` rows."""
+        rows = self.rows_per_pass(audio.shape[-1])
+        if audio.shape[0] <= rows:
+            return self(audio)
+        return torch.cat([self(part) for part in audio.split(rows)])
+
     def taggram(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Resample ``[batch, samples]`` audio at ``sample_rate`` Hz to 16 kHz (differentiably) and tag it."""
-        if sample_rate != self.sample_rate:
-            audio = julius.resample_frac(audio, sample_rate, self.sample_rate)
-        return self(audio)
+        return self.tag(to_tagger_rate(audio, sample_rate))

@@ -1,8 +1,9 @@
 """The original musicnn taggers (Pons & Serra, 2019) from the TensorFlow checkpoints in the pip wheel.
 
-``musicnn==0.1.0`` ships four TF1 checkpoints: MTT_musicnn, MTT_vgg, MSD_musicnn, MSD_vgg. They are
-read with our own tensor-bundle reader (:mod:`.tf_bundle`) and run by a PyTorch re-implementation of
-both architectures; TensorFlow is never imported. The pre-processing reproduces the original's,
+``musicnn==0.1.0`` ships four TF1 checkpoints: MTT_musicnn, MTT_vgg, MSD_musicnn, MSD_vgg (found by
+:func:`.musicnn_wheel.package_dir`: the installed package or the unpacked wheel). They are read with
+our own tensor-bundle reader (:mod:`.tf_bundle`) and run by a PyTorch re-implementation of both
+architectures; TensorFlow is never imported. The pre-processing reproduces the original's,
 quirks included: periodic-Hann STFT (512/256) with *zero* centre padding, Slaney mel (96 bands),
 the mel power rounded to float16 before ``log10(10000 x + 1)`` (with a straight-through gradient
 here), 187-frame windows with hop 187 and the trailing partial window dropped. Batch norm uses
@@ -14,7 +15,7 @@ crashes). The STFT runs in float64 (as the original's numpy FFT), the rest in fl
 from __future__ import annotations
 
 import ast
-import importlib.util
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,19 +27,12 @@ from torch.nn import functional as F
 
 from ..errors import WeightsError
 from .base import Tagger
+from .musicnn_wheel import package_dir
 from .tf_bundle import read_bundle
 
 ORIGINAL_MODELS = ("MTT_musicnn", "MTT_vgg", "MSD_musicnn", "MSD_vgg")
 N_FFT, HOP, N_MELS, WINDOW_FRAMES = 512, 256, 96, 187
 BN_EPS = 1e-3
-
-
-def package_dir() -> Path:
-    """The installed ``musicnn`` package folder (found without importing it: it imports TensorFlow)."""
-    spec = importlib.util.find_spec("musicnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("the musicnn package is not installed (pip install --no-deps musicnn==0.1.0)")
-    return Path(spec.submodule_search_locations[0])
 
 
 def checkpoint_prefix(name: str) -> str:
@@ -70,6 +64,10 @@ class _BatchNorm(nn.Module):
         scale = self.gamma / torch.sqrt(self.moving_variance + BN_EPS)
         return (x - self.moving_mean.view(shape)) * scale.view(shape) + self.beta.view(shape)
 
+    def falling(self) -> torch.Tensor:
+        """Indices of the channels whose scale ``gamma / sqrt(var + eps)`` is negative (gamma's sign)."""
+        return torch.nonzero(self.gamma < 0).flatten()
+
 
 class _Conv(nn.Module):
     """TF conv → ReLU → BN; input [N, C, time, freq]; ``pad`` = (time before, time after)."""
@@ -84,6 +82,46 @@ class _Conv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(F.relu(self.conv(F.pad(x, self.padding))))
 
+    def pooled(self, x: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``pool(forward(x))`` for a max-pooling ``pool``, with ReLU and batch norm applied after pooling.
+
+        ReLU is non-decreasing and the batch norm an affine map per channel, increasing where its
+        scale is positive and decreasing where it is negative; rounding keeps that order. So the
+        maximum of the activations is the activation of the maximum (of the minimum for a negative
+        scale), bit for bit, and only the pooled values need the element-wise work.
+        """
+        y = self.conv(F.pad(x, self.padding))
+        top = pool(y)
+        falling = self.bn.falling()
+        if len(falling):
+            top = top.index_copy(1, falling, -pool(-y[:, falling]))
+        return self.bn(F.relu(top))
+
+
+def _pool_axis(x: torch.Tensor, axis: int, size: int, step: int) -> torch.Tensor:
+    """Maxima of ``size`` consecutive values every ``step`` along ``axis`` (no padding, floor), exact.
+
+    A window that is a whole number of steps is the maximum of non-overlapping step-wide maxima
+    (fewer element-wise passes); otherwise the maximum of ``size`` strided views.
+    """
+    if 1 < step < size and size % step == 0:
+        return _pool_axis(_pool_axis(x, axis, step, step), axis, size // step, 1)
+    count = (x.shape[axis] - size) // step + 1
+    index = (slice(None),) * axis + (slice(None, None, step),)
+    pooled = x.narrow(axis, 0, step * (count - 1) + 1)[index]
+    for offset in range(1, size):
+        pooled = torch.maximum(pooled, x.narrow(axis, offset, step * (count - 1) + 1)[index])
+    return pooled
+
+
+def _max_pool(x: torch.Tensor, window: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """``F.max_pool2d(x, window, stride)`` (no padding, floor) on ``[N, C, time, freq]``, bit for bit.
+
+    The maximum over a window is separable (frequency first, then time) and exact; element-wise
+    maxima of strided views are several times faster on CPU than torch's pooling kernel here.
+    """
+    return _pool_axis(_pool_axis(x, 3, window[1], stride[1]), 2, window[0], stride[0])
+
 
 def _same(k: int) -> tuple[int, int]:
     """TF 'SAME' padding of a kernel of length k: (k−1)//2 before, the rest after."""
@@ -92,6 +130,9 @@ def _same(k: int) -> tuple[int, int]:
 
 class _MusicnnNet(nn.Module):
     """musicnn: timbral + temporal front end, 3 residual 1-D convs, max/mean pooled dense back end."""
+
+    #: the widest timbral conv output of one window (204 × 187 × 59 float32), twice
+    WINDOW_BYTES = 2 * 204 * WINDOW_FRAMES * 59 * 4
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,7 +158,7 @@ class _MusicnnNet(nn.Module):
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = self.bn_in(logmel[:, None])  # [N, 1, 187, 96]
-        front = [conv(x).amax(dim=3) for conv in self.timbral] + [conv(x).amax(dim=3) for conv in self.temporal]
+        front = [conv.pooled(x, lambda y: y.amax(dim=3)) for conv in (*self.timbral, *self.temporal)]
         front = torch.cat(front, dim=1)  # [N, 561, 187]
         layers, h = [front], front
         for i, conv in enumerate(self.mid):
@@ -134,6 +175,8 @@ class _VggNet(nn.Module):
     """vgg: five 3×3 conv blocks with max-pooling, NHWC flatten, one dense layer."""
 
     POOLS = [((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4))]
+    #: the first block's conv output of one window (128 × 187 × 96 float32), twice
+    WINDOW_BYTES = 2 * 128 * WINDOW_FRAMES * N_MELS * 4
 
     def __init__(self) -> None:
         super().__init__()
@@ -150,7 +193,7 @@ class _VggNet(nn.Module):
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = self.bn_in(logmel[:, None])
         for block, (window, stride) in zip(self.blocks, self.POOLS):
-            x = F.max_pool2d(block(x), window, stride)
+            x = block.pooled(x, lambda y, window=window, stride=stride: _max_pool(y, window, stride))
         return self.out(x.permute(0, 2, 3, 1).flatten(1))
 
 
@@ -201,6 +244,7 @@ class OriginalMusicnn(Tagger):
         self.dataset = "mtat" if name.startswith("MTT") else "msd"
         self.tags = labels(self.dataset)
         self.net = _MusicnnNet() if name.endswith("musicnn") else _VggNet()
+        self.window_bytes = self.net.WINDOW_BYTES
         mel = librosa.filters.mel(sr=self.sample_rate, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
         self.register_buffer("mel_basis", torch.from_numpy(mel))
         self.register_buffer("window", torch.hann_window(N_FFT, periodic=True, dtype=torch.float64))

@@ -35,6 +35,8 @@ _SHA256 = {
 }
 #: input length in samples at 16 kHz per architecture
 INPUT_SAMPLES = {"fcn": 464000, "crnn": 464000, "musicnn": 48000}
+#: twice the widest activation of one window (float32 bytes): fcn/crnn 64 × 96 mels × 1813 frames, musicnn 204 × 96 × 188
+WINDOW_BYTES = {"fcn": 2 * 64 * 96 * 1813 * 4, "crnn": 2 * 64 * 96 * 1813 * 4, "musicnn": 2 * 204 * 96 * 188 * 4}
 SOTA_MODELS = tuple(f"{arch}-{ds}" for ds_arch in _SHA256 for ds, arch in [ds_arch.split("/")])
 
 
@@ -184,6 +186,7 @@ class SotaTagger(Tagger):
         arch, dataset = name.split("-")
         self.name, self.dataset = name, dataset
         self.input_samples = INPUT_SAMPLES[arch]
+        self.window_bytes = WINDOW_BYTES[arch]
         self.tags = list(dataset_tags(dataset))
         self.spec = _MelFrontEnd()
         self.net = _ARCHITECTURES[arch]()
@@ -201,6 +204,10 @@ class SotaTagger(Tagger):
             else:
                 mapped["net." + key] = value
         self.load_state_dict(mapped, strict=True)
+
+    def windows_in(self, samples: int) -> int:
+        """Windows of one row: hop half a window, plus an end-aligned one (see :func:`windows`)."""
+        return 1 if samples <= self.input_samples else math.ceil((samples - self.input_samples) / (self.input_samples // 2)) + 1
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         chunks = windows(audio, self.input_samples)

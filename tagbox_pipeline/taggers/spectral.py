@@ -24,6 +24,7 @@ class SpectralTagger(Tagger):
     name = "spectral"
     dataset = "spectral"
     input_samples = 48000
+    window_bytes = 4 * (N_FFT // 2 + 1) * (48000 // (N_FFT // 4) + 1) * 8  # a few copies of its complex STFT
     tags = ["low"]
 
     def __init__(self) -> None:
