@@ -1,100 +1,120 @@
-"""Issue 8 bench: named variants of the engine over bench-dev -> ``bench/results/quality.md``.
+"""Issue 12 bench: the quality matrix of the offline default -> ``bench/results/quality.md`` (+ ``.json``).
 
-Each variant is a set of settings overrides on top of the defaults, run through the product path
-(:func:`tagbox_pipeline.bench.separation.run_engine`). Bench-dev is split into a tuning part (the
-first five clips, used to choose the default) and a confirmation part (the last three, only
-reported), so a variant that wins only where it was tuned shows up as such.
+Cells are set variant × request mode: the bench-dev clips ``rendered`` (as is), remixed like a
+``studio`` mix or folded to ``mono`` (:mod:`.conditions`), separated with every source in one
+request (``all``) or each source alone (``single``, scored on that stem). Every cell runs through the
+product path (:func:`tagbox_pipeline.bench.separation.run_engine`). Bench-dev is split into a tuning
+part (the first five clips) and a confirmation part (the last three, only reported). Baselines
+(HPSS, oracle NMF, oracle ratio mask) are scored on each variant with every source. The README's
+headline is the ``studio × single`` cell.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
 import torch
 
-from ..config import load_settings
-from ..errors import UserError
-from . import machine_line, write_result
+from ..config import Settings, load_settings
 from ..separation import Separator
-from .separation import THREADS, Clip, fmt, load_clips, run_engine, score, summary_row, table
+from ..taggers.registry import DESCRIPTOR_NAMES, ORIGINAL_NAMES
+from . import RESULTS_DIR, machine_line, write_result
+from .conditions import VARIANTS
+from .separation import (BASELINES, MODES, THREADS, Clip, Run, fmt, load_clips, run_baseline, run_engine,
+                         summary_row, table)
 
 TUNE = ["d01", "d02", "d03", "d04", "d05"]
 CONFIRM = ["d06", "d07", "d08"]
-
-#: the default run on a mono downmix of every clip: no stereo cue to use (how the default generalises
-#: to mono material or to sources panned alike)
-DOWNMIX = "default on a mono downmix (no stereo cue)"
-#: variant name -> settings overrides (dotted keys, as on the command line)
-VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    DOWNMIX: {},
-    "previous default (mono NMF, MTT_musicnn + spectral, 3 s blocks)": {
-        "nmf.stereo": False, "taggers": ["MTT_musicnn", "spectral"], "nmf.block_seconds": 3.0},
-    "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
-    "no spatial refinement (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
-    "without MTT_vgg": {"taggers": ["MTT_musicnn", "spectral"]},
-    "no per-source tagger (synth by MTT_musicnn + MTT_vgg)": {"source_taggers": {}},
-    "rest_logit -1": {"nmf.rest_logit": -1.0},
-    "3 s gate blocks": {"nmf.block_seconds": 3.0},
-    "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
-    "3 gradient steps": {"steps": 3},
-}
-#: variants also scored with each source requested alone (the residual share matters there)
-SINGLE = ["default", "rest_logit -1"]
+#: acceptance floors of issue 12, mean SI-SDRi in dB per cell (and every class of those cells ≥ +2 dB)
+TARGETS = {("studio", "single"): 5.0, ("studio", "all"): 6.0, ("mono", "all"): 5.0}
+CLASS_FLOOR = 2.0
+#: the baselines reported beside the engine on every variant
+REFERENCES = ("HPSS", "oracle NMF", "oracle IRM")
 
 
-def downmixed(clips: list[Clip]) -> list[Clip]:
-    """The clips with a one-channel mixture (the mean of its channels); stems unchanged."""
-    return [Clip(c.id, c.sample_rate, c.mixture.mean(axis=0, keepdims=True), c.stems) for c in clips]
+def offline_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """The default settings (plus ``overrides``) as a user without fetched weights runs them.
+
+    Per-source taggers that need a download are dropped, whatever this machine has installed, so the
+    figures are those of the offline default.
+    """
+    settings = load_settings(overrides=overrides)
+    shipped = {*ORIGINAL_NAMES, *DESCRIPTOR_NAMES}
+    settings.source_taggers = {source: kept for source, names in settings.source_taggers.items()
+                               if (kept := [name for name in names if name in shipped])}
+    return settings
 
 
-def single_source_mean(clips: list, settings) -> tuple[float, int]:
-    """Mean SI-SDRi (dB) with every source requested alone, over the pairs the engine accepts."""
-    separator = Separator(settings)
-    values = []
-    for clip in clips:
-        for source in clip.sources:
-            try:
-                stems = separator.separate(clip.mixture, clip.sample_rate, [source])
-            except UserError:  # e.g. organ alone: no chosen tagger names it
-                continue
-            values.append(score({source: stems.sources[source]}, Clip(clip.id, clip.sample_rate, clip.mixture,
-                                                                      {source: clip.stems[source]}))[source])
-    return statistics.fmean(values), len(values)
+def variant_clips(clips: list[Clip]) -> dict[str, list[Clip]]:
+    """Every set variant of the rendered clips."""
+    return {name: [derive(clip) for clip in clips] for name, derive in VARIANTS.items()}
+
+
+def run_matrix(settings: Settings, clips: dict[str, list[Clip]]) -> dict[tuple[str, str], tuple[Run, float]]:
+    """Scores and RTF per source of every (variant, mode) cell."""
+    return {(variant, mode): run_engine(derived, settings, mode) for variant, derived in clips.items()
+            for mode in MODES}
+
+
+def cell_row(name: str, run: Run, rtf: float) -> list[str]:
+    """Summary row of one cell: mean, median, sources, tune/confirm means, worst class, failures, RTF."""
+    by_class = run.by_class()
+    worst = min(by_class, key=by_class.get) if by_class else None
+    return [*summary_row(name, run), summary_row("", run, TUNE)[1], summary_row("", run, CONFIRM)[1],
+            f"{worst} {fmt(by_class[worst])}" if worst else "–", str(len(run.failures)), f"{rtf:.2f}"]
+
+
+def verdicts(cells: dict[tuple[str, str], tuple[Run, float]]) -> list[str]:
+    """One line per acceptance target: met or missed, with the figures."""
+    lines = []
+    for (variant, mode), floor in TARGETS.items():
+        run = cells[(variant, mode)][0]
+        mean = statistics.fmean(run.values()) if run.values() else float("nan")
+        low = {s: v for s, v in run.by_class().items() if v < CLASS_FLOOR}
+        met = mean >= floor and not low and not run.failures
+        lines.append(f"- `{variant} × {mode}`: mean {fmt(mean)} dB (target ≥ {floor:+.0f}); classes below "
+                     f"{CLASS_FLOOR:+.0f} dB: {', '.join(f'{s} {fmt(v)}' for s, v in low.items()) or 'none'}; "
+                     f"failed requests: {len(run.failures)} — **{'met' if met else 'missed'}**")
+    return lines
 
 
 def main() -> None:
-    """Run every variant over bench-dev and write the ablation table."""
+    """Run the matrix and the baselines; write ``quality.md`` and the raw scores ``quality.json``."""
     torch.set_num_threads(THREADS)
-    clips = load_clips(ids=TUNE + CONFIRM)
-    rows, class_rows, single_rows, failures = [], [], [], []
-    classes = sorted({s for c in clips for s in c.sources})
-    for name, overrides in VARIANTS.items():
-        try:
-            run, rtf = run_engine(downmixed(clips) if name == DOWNMIX else clips, load_settings(overrides=overrides))
-        except UserError as exc:  # e.g. a tagger's weights are not installed here
-            failures.append(f"- {name}: not run: {exc}")
-            continue
-        rows.append([*summary_row(name, run), summary_row("", run, TUNE)[1], summary_row("", run, CONFIRM)[1],
-                     f"{rtf:.2f}"])
-        by_class = run.by_class()
-        class_rows.append([name, *(fmt(by_class.get(s, float("nan"))) for s in classes)])
-        failures += [f"- {name}, {clip}: {cause}" for clip, cause in run.failures.items()]
-        if name in SINGLE:
-            mean, pairs = single_source_mean(clips, load_settings(overrides=overrides))
-            single_rows.append([name, fmt(mean), str(pairs)])
+    settings = offline_settings()
+    clips = variant_clips(load_clips(ids=TUNE + CONFIRM))
+    cells = run_matrix(settings, clips)
+    references = {variant: {name: run_baseline(derived, settings, BASELINES[name]) for name in REFERENCES}
+                  for variant, derived in clips.items()}
+    classes = sorted({s for c in clips["rendered"] for s in c.sources})
+    names = {key: f"{key[0]} × {key[1]}" for key in cells}
+    models = Separator(settings).models.describe()
+    failures = [f"- {names[key]}, {what}: {cause}" for key, (run, _) in cells.items()
+                for what, cause in run.failures.items()]
     text = "\n\n".join([
-        "# Quality ablation (issue 8): bench-dev variants",
+        "# Separation quality (issue 12): set variant × request mode, offline default",
         f"Machine: {machine_line()}. The CPU may be shared with other jobs: real-time factors are upper bounds.",
+        f"Models: prior `{models['prior']}`, taggers `{', '.join(models['taggers'])}`; "
+        f"{', '.join(models.get('source_taggers', {})) or 'no per-source taggers'} (the offline default: "
+        "taggers that need a download are left out).",
         f"Tune clips: {', '.join(TUNE)}; confirm clips: {', '.join(CONFIRM)}. Score: SI-SDRi of the mono sum (dB); "
-        "RTF = seconds per requested source per second of audio.",
-        table(["variant", "mean", "median", "sources", "mean tune-5", "mean confirm-3", "RTF/source"], rows),
-        "## Per source class (mean dB)\n\n" + table(["variant", *classes], class_rows),
-        "## Each source requested alone (mean SI-SDRi, dB)\n\nWhat a user extracting one instrument from a "
-        "fuller mix gets: here the residual share (`nmf.rest_logit`) keeps what is not the source.\n\n"
-        + table(["variant", "mean", "pairs"], single_rows),
-        "## Clips a variant could not separate\n\n" + ("\n".join(failures) or "- none"),
+        "RTF = seconds per requested source per second of audio. Variants: see "
+        "`tagbox_pipeline/bench/conditions.py` (studio: centre bass/drums/choir, others within ±35 %, shared "
+        "reverb send; mono: every stem folded to mono).",
+        "## Targets\n\n" + "\n".join(verdicts(cells)),
+        "## Matrix\n\n" + table(["cell", "mean", "median", "sources", "mean tune-5", "mean confirm-3",
+                                 "worst class", "failed requests", "RTF/source"],
+                                [cell_row(names[key], run, rtf) for key, (run, rtf) in cells.items()]),
+        "## Per source class (mean dB)\n\n" + table(
+            ["cell", *classes], [[names[key], *(fmt(run.by_class().get(s, float("nan"))) for s in classes)]
+                                 for key, (run, _) in cells.items()]),
+        "## Baselines (every source, mean dB)\n\n" + table(
+            ["variant", *REFERENCES], [[variant, *(summary_row("", runs[name])[1] for name in REFERENCES)]
+                                       for variant, runs in references.items()]),
+        "## Requests the engine refused\n\n" + ("\n".join(failures) or "- none"),
     ]) + "\n"
     write_result("quality", text)
-
+    raw = {names[key]: {"scores": run.scores, "failures": run.failures, "rtf": rtf} for key, (run, rtf) in cells.items()}
+    (RESULTS_DIR / "quality.json").write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n", encoding="utf-8")

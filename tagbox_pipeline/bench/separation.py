@@ -164,23 +164,38 @@ class Run:
         return {s: statistics.fmean(v) for s, v in sorted(groups.items())}
 
 
-def run_engine(clips: list[Clip], settings: Settings) -> tuple[Run, float]:
+#: request modes: every source of a clip in one request, or each source requested alone
+MODES = ("all", "single")
+
+
+def requests(clip: Clip, mode: str) -> list[list[str]]:
+    """The source lists a clip is separated with in ``mode`` (see :data:`MODES`)."""
+    return [clip.sources] if mode == "all" else [[source] for source in clip.sources]
+
+
+def run_engine(clips: list[Clip], settings: Settings, mode: str = "all") -> tuple[Run, float]:
     """Separate every clip with ``settings`` via the product path; returns scores and mean RTF per source.
 
-    A clip with a source that no chosen tagger knows is recorded as a failure (the engine refuses it).
+    In ``single`` mode each source is its own request and is scored alone. A request the engine
+    refuses (e.g. a source no chosen tagger knows) is recorded as a failure of ``clip`` or
+    ``clip/source``.
     """
     separator = Separator(settings)
     run, rtfs = Run({}, {}, {}), []
     for clip in clips:
-        started = time.perf_counter()
-        try:
-            stems = separator.separate(clip.mixture, clip.sample_rate, clip.sources)
-        except UserError as exc:
-            run.failures[clip.id] = str(exc)
-            continue
-        run.seconds[clip.id] = time.perf_counter() - started
-        rtfs.append(real_time_factor(run.seconds[clip.id], clip.seconds, len(clip.sources)))
-        run.scores[clip.id] = score(stems.sources, clip)
+        for sources in requests(clip, mode):
+            key = clip.id if mode == "all" else f"{clip.id}/{sources[0]}"
+            started = time.perf_counter()
+            try:
+                stems = separator.separate(clip.mixture, clip.sample_rate, sources)
+            except UserError as exc:
+                run.failures[key] = str(exc)
+                continue
+            seconds = time.perf_counter() - started
+            run.seconds[key] = seconds
+            rtfs.append(real_time_factor(seconds, clip.seconds, len(sources)))
+            truth = Clip(clip.id, clip.sample_rate, clip.mixture, {s: clip.stems[s] for s in sources})
+            run.scores.setdefault(clip.id, {}).update(score(stems.sources, truth))
     return run, statistics.fmean(rtfs) if rtfs else float("nan")
 
 

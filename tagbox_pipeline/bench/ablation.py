@@ -1,0 +1,62 @@
+"""Ablation: named variants of the engine on the cells that have no wide-pan cue -> ``bench/results/ablation.md``.
+
+Each variant is a set of settings overrides on top of the offline default, scored on ``studio × all``,
+``mono × all`` and ``studio × single`` (see :mod:`.quality`), split into tune and confirm clips; a
+variant that only wins where it was tuned shows up as such. A variant whose weights are not
+installed is listed as not run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from . import machine_line, write_result
+from .quality import CONFIRM, TUNE, offline_settings, variant_clips
+from .separation import THREADS, load_clips, run_engine, summary_row, table
+
+#: the cells every variant is scored on: (set variant, request mode)
+CELLS = [("studio", "all"), ("mono", "all"), ("studio", "single")]
+#: variant name -> settings overrides (dotted keys, as on the command line)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
+    "no spatial refinement (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
+    "without MTT_vgg": {"taggers": ["MTT_musicnn", "spectral"]},
+    "rest_logit -1": {"nmf.rest_logit": -1.0},
+    "3 s gate blocks": {"nmf.block_seconds": 3.0},
+    "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
+    "64 components": {"nmf.components": 64},
+    "3 gradient steps": {"steps": 3},
+}
+
+
+def main() -> None:
+    """Score every variant on :data:`CELLS` and write the ablation table."""
+    torch.set_num_threads(THREADS)
+    clips = variant_clips(load_clips(ids=TUNE + CONFIRM))
+    rows, failures = [], []
+    for name, overrides in VARIANTS.items():
+        row = [name]
+        for variant, mode in CELLS:
+            try:
+                run, rtf = run_engine(clips[variant], offline_settings(overrides), mode)
+            except UserError as exc:  # e.g. a tagger's weights are not installed here
+                failures.append(f"- {name}: not run: {exc}")
+                break
+            row += [summary_row("", run)[1], summary_row("", run, TUNE)[1], summary_row("", run, CONFIRM)[1]]
+            failures += [f"- {name}, {variant} × {mode}, {what}: {cause}" for what, cause in run.failures.items()]
+        else:
+            rows.append([*row, f"{rtf:.2f}"])
+    header = ["variant"] + [f"{v} × {m} {part}" for v, m in CELLS for part in ("mean", "tune-5", "confirm-3")]
+    text = "\n\n".join([
+        "# Ablation: engine variants on the studio and mono cells (offline default + overrides)",
+        f"Machine: {machine_line()}. The CPU may be shared with other jobs: real-time factors are upper bounds.",
+        f"Tune clips: {', '.join(TUNE)}; confirm clips: {', '.join(CONFIRM)}. Mean SI-SDRi of the mono sum (dB); "
+        "RTF = seconds per requested source per second of audio, in the last cell.",
+        table([*header, "RTF/source"], rows),
+        "## Requests a variant could not separate\n\n" + ("\n".join(failures) or "- none"),
+    ]) + "\n"
+    write_result("ablation", text)

@@ -1,0 +1,60 @@
+"""Separation quality regression (open-unmix style): the bundled example, default settings, against
+committed SI-SDRi values per stem (``tests/data/regression_sisdr.json``, tolerance 0.5 dB).
+
+The example (``examples/demo/``: a public-domain chorale rendered with the MIT-licensed FluidR3_GM
+soundfont, mono 22.05 kHz, piano + bass + drums, true stems beside it) ships with the repo, so
+this test needs neither ``../shared`` nor any download. The values were recorded with
+``python tests/test_regression.py --record``; re-record only for a change meant to move quality,
+and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tagbox_pipeline.bench.metrics import si_sdr_improvement
+from tagbox_pipeline.config import Settings
+from tagbox_pipeline.separation import Separator
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo"
+VALUES = Path(__file__).with_name("data") / "regression_sisdr.json"
+TOLERANCE_DB = 0.5
+
+
+def _read(name: str) -> np.ndarray:
+    return sf.read(EXAMPLE / f"{name}.flac", dtype="float32", always_2d=True)[0].T.copy()
+
+
+SOURCES = [entry["name"] for entry in json.loads((EXAMPLE / "manifest.json").read_text())["sources"]]
+
+
+def measure() -> dict[str, float]:
+    """SI-SDRi (dB) of each stem of the example, separated in memory with the default settings."""
+    sources = SOURCES
+    mixture = _read("mixture")
+    rate = sf.info(EXAMPLE / "mixture.flac").samplerate
+    stems = Separator(Settings()).separate(mixture, rate, sources)
+    return {s: si_sdr_improvement(stems[s].sum(axis=0), _read(s).sum(axis=0), mixture.sum(axis=0)) for s in sources}
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict[str, float]:
+    return measure()
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_example_stem_quality_holds(measured, source):
+    expected = json.loads(VALUES.read_text())[source]
+    assert measured[source] == pytest.approx(expected, abs=TOLERANCE_DB), (
+        f"{source}: SI-SDRi {measured[source]:+.2f} dB, committed {expected:+.2f} dB")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
+    VALUES.write_text(json.dumps({s: round(v, 2) for s, v in measure().items()}, indent=1) + "\n")
+    print(VALUES.read_text())
