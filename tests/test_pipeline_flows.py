@@ -102,7 +102,7 @@ def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     folder, outcome = reference["folder"], reference["outcome"]
-    assert outcome["chunks"] >= 4 and outcome["computed"] == outcome["chunks"] and outcome["cached"] == 0
+    assert outcome["chunks"] >= 3 and outcome["computed"] == outcome["chunks"] and outcome["cached"] == 0
     for name in [*SOURCES, "residual"]:
         assert (folder / f"{name}.wav").is_file() and (folder / f"{name}.spectrogram.png").is_file()
     assert (folder / "raw" / "drums.wav").is_file() and not (folder / "raw" / "piano.wav").exists()
