@@ -18,12 +18,13 @@ def _run_name() -> str:
 
 @flow(name="separate-track", flow_run_name=_run_name)
 def separate_track(path: str, out: str, sources: list[str], settings: Settings | None = None,
-                   folder: str | None = None) -> dict:
+                   folder: str | None = None, dask: str | None = None) -> dict:
     """Separate ``path`` into ``sources`` + residual under ``out`` (or exactly into ``folder``).
 
-    Chunks are cached tasks (a restart skips finished ones); returns the TrackOutcome as a dict
-    (folder, chunks, computed, cached, seconds, real-time factor, post chains).
+    Chunks are cached tasks (a restart skips finished ones), run on the Dask scheduler at ``dask``
+    when given; returns the TrackOutcome as a dict (folder, chunks, computed, cached, seconds,
+    real-time factor, post chains).
     """
     outcome = run_track(Path(path), Path(out), sources, settings or Settings(),
-                        Path(folder) if folder else None)
+                        Path(folder) if folder else None, dask)
     return outcome_dict(outcome)

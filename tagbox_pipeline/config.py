@@ -90,6 +90,16 @@ class WatchSettings(Section):
     poll_seconds: float = Field(0.5, gt=0, description="how often pending files are re-checked, in s")
 
 
+class RunSettings(Section):
+    """How the watch and the sweep run each track (see :mod:`tagbox_pipeline.pipeline.track_runs`)."""
+
+    mode: Literal["deployment", "in-process"] = Field(
+        "deployment", description="'deployment': each track is its own run of the separate-track/track "
+                                  "deployment (own process, retried and re-run on its own); 'in-process': a "
+                                  "child run in the watcher's or sweep's process (no start-up cost per track)")
+    concurrency: int = Field(1, ge=1, description="tracks separated at the same time")
+
+
 class Settings(Section):
     """Everything that changes what the pipeline produces (plus a few run-time knobs)."""
 
@@ -111,10 +121,11 @@ class Settings(Section):
     jukebox: JukeboxSettings = Field(default_factory=JukeboxSettings)
     post: dict[str, list[PluginSpec]] = Field(default_factory=dict, description="per-source pedalboard chains")
     watch: WatchSettings = Field(default_factory=WatchSettings)
+    runs: RunSettings = Field(default_factory=RunSettings)
 
     def digest(self) -> str:
-        """sha256 (hex) of the settings that change the stems; run-time knobs (device, watch) excluded."""
-        payload = self.model_dump(mode="json", exclude={"device", "watch"})
+        """sha256 (hex) of the settings that change the stems; run-time knobs (device, watch, runs) excluded."""
+        payload = self.model_dump(mode="json", exclude={"device", "watch", "runs"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -33,7 +33,8 @@ _MEASURED = ("import resource, sys; from tagbox_pipeline.cli import main; code =
              "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
 
 
-#: steering settings of the fault runs: one step, 3 s windows, a small NMF; files taken after 1 s
+#: steering settings of the fault runs: one step, 3 s windows, a small NMF; files taken after 1 s;
+#: tracks in-process (no process start per track: deployment runs have tests of their own)
 FAST_TOML = """
 steps = 1
 taggers = ["musicnn-mtat"]
@@ -47,6 +48,8 @@ nmf_iterations = 10
 [watch]
 stable_seconds = 1.0
 poll_seconds = 0.2
+[runs]
+mode = "in-process"
 """
 
 

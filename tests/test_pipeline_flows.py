@@ -1,8 +1,8 @@
 """Acceptance tests of the Prefect pipeline: real bench-dev audio, real Prefect runs, real watchdog
 events, real subprocesses (and a real SIGKILL), a real 2-worker Dask LocalCluster.
 
-Short excerpts (3 s), one steering step and 1.5 s chunk windows keep each run to seconds while a
-track still has several chunks.
+Short excerpts (2–4.5 s), one steering step and 1.5 s chunk windows keep each run to seconds while a
+track still has several chunks (the killed track has 5, more than the 3 that run at once).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ params = { ratio = 4.0, threshold_db = -24.0 }
 [[post.drums]]
 plugin = "Limiter"
 """
+#: the same with each track its own run of the separate-track/track deployment, two at a time
+DEPLOYMENT_CONFIG = CONFIG.replace('mode = "in-process"', 'mode = "deployment"\nconcurrency = 2')
 
 
 def tagbox(*args: str, home: Path, api_url: str | None = None) -> subprocess.CompletedProcess:
@@ -91,7 +94,7 @@ def reference(shared: Path, config: Path, harness, tmp_path_factory: pytest.Temp
     from tagbox_pipeline.config import load_settings
 
     root = tmp_path_factory.mktemp("reference")
-    mix = excerpt(shared, "d01", root / "in" / "song.wav")
+    mix = excerpt(shared, "d01", root / "in" / "song.wav", seconds=4.5)
     outcome = separate_track(str(mix), str(root / "out"), SOURCES, load_settings(config))
     return {"mix": mix, "outcome": outcome, "folder": Path(outcome["folder"])}
 
@@ -122,6 +125,29 @@ def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None
     images = re.findall(r"!\[[^]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", stems)
     assert len(images) == len(SOURCES) + 1, "one embedded spectrogram per stem and the residual"
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" and len(base64.b64decode(i)) <= 100_000 for i in images)
+
+
+@pytest.mark.slow
+def test_the_track_records_its_stems_as_assets_made_from_the_mixture(reference: dict) -> None:
+    """Issue 13 lineage: one materialization per stem file, each with the mixture as its upstream asset
+    (the event details are in tests/test_pipeline_lineage.py)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from tagbox_pipeline.pipeline.lineage import asset_key
+
+    wanted = {asset_key(reference["folder"] / f"{name}.wav") for name in [*SOURCES, "residual"]}
+    deadline, made = time.monotonic() + 30, {}
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline and set(made) != wanted:
+            events = client.read_events(filter=EventFilter(
+                event=EventNameFilter(name=["prefect.asset.materialization.succeeded"]),
+                resource=EventResourceFilter(id=sorted(wanted))), limit=50).events
+            made = {e.resource.id: e for e in events}
+            time.sleep(0.5)
+    assert set(made) == wanted, sorted(made)
+    mixture = asset_key(reference["mix"])
+    assert all(mixture in {r.id for r in e.related if r.role == "asset"} for e in made.values())
 
 
 @pytest.mark.slow
@@ -265,9 +291,11 @@ def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path,
     (archive / "2020").mkdir()
     (archive / "2020" / "bad.wav").write_bytes(b"not a wave file at all")
     before = {str(p): (p.stat().st_mtime_ns, sha256_file(p)) for p in archive.rglob("*") if p.is_file()}
+    config = tmp_path / "deployment.toml"
+    config.write_text(DEPLOYMENT_CONFIG)
     args = ["sweep", str(archive), "--out", str(out), "--sources", ",".join(SOURCES), "--config", str(config)]
 
-    first = tagbox(*args, home=home, api_url=harness)
+    first = tagbox(*args, home=home, api_url=harness)  # each file its own track run (deployment mode)
     assert first.returncode == 1, first.stderr[-3000:]  # bad.wav failed, and says so
     report = json.loads((out / "sweep-report.json").read_text())
     assert report["counts"] == {"processed": 1, "skipped": 0, "failed": 1}
@@ -287,6 +315,62 @@ def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path,
         latest = client.read_latest_artifacts()
     table = next(json.loads(a.data) for a in latest if a.key == "tagbox-sweep-archive")
     assert sorted(row["status"] for row in table) == ["failed", "skipped"]
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        sweeps = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["sweep-archive"])))
+        tracks = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(
+            any_=["separate-take1.flac", "separate-bad.wav"])))
+    assert {r.name for r in sweeps} == {f"sweep-archive-{date.today().isoformat()}"}
+    assert sorted((r.name, r.state.type.value) for r in tracks) == [  # bad.wav is tried again by each sweep
+        ("separate-bad.wav", "FAILED"), ("separate-bad.wav", "FAILED"), ("separate-take1.flac", "COMPLETED")]
+    assert all(r.deployment_id is not None and r.parent_task_run_id is None for r in tracks)
+
+
+@pytest.mark.slow
+def test_ten_dropped_files_are_ten_track_runs_at_most_two_at_once(shared: Path, harness: str,
+                                                                  tmp_path: Path) -> None:
+    """Issue 13: every file dropped into a watched inbox is its own top-level run of the
+    separate-track/track deployment, named for the file, started once, at most [runs] concurrency
+    (2) at the same time; the watcher's run is named for its inbox and publishes its counts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    inbox, ready, out, home = tmp_path / "drop box", tmp_path / "ready", tmp_path / "out", tmp_path / "home"
+    inbox.mkdir()
+    names = []
+    for i in range(10):
+        names.append(excerpt(shared, f"d0{1 + i % 8}", ready / f"drop {i:02d}.wav", start_s=1.0 + i // 8,
+                             seconds=1.0, subtype="PCM_16").name)
+    config = tmp_path / "deployment.toml"
+    config.write_text(DEPLOYMENT_CONFIG.replace("stable_seconds = 1.0", "stable_seconds = 0.5"))
+    watcher = start_cli(["watch", str(inbox), "--out", str(out), "--sources", "drums", "--config", str(config)],
+                        home, harness)
+    try:
+        watcher.wait_for(r"watching .*drop box")
+        for name in names:
+            os.rename(ready / name, inbox / name)
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and watcher.process.poll() is None:
+            if len(re.findall(r"tagbox - .*: stems in ", watcher.log())) >= len(names):
+                break
+            time.sleep(0.5)
+    finally:
+        code = watcher.interrupt()
+    assert code == 0, watcher.log()[-3000:]
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == names, watcher.log()[-3000:]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("separate-track/track")
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="separate-drop ")))
+        watch_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["watch-drop box"])))
+        counts = {a.key: a for a in client.read_latest_artifacts()}["tagbox-watch-drop-box"]
+    assert sorted(r.name for r in runs) == [f"separate-{name}" for name in names], "each file exactly one run"
+    assert all(r.state.is_completed() and r.deployment_id == deployment.id and r.parent_task_run_id is None
+               for r in runs), [(r.name, r.state, r.parent_task_run_id) for r in runs]
+    spans = [(r.start_time, r.end_time) for r in runs]
+    most = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
+    assert most == 2, f"{most} track runs at the same time (limit 2)"
+    assert len(watch_runs) == 1 and json.loads(counts.data) == [{"outcome": "processed", "files": 10}]
 
 
 def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: str, tmp_path: Path) -> None:
@@ -298,7 +382,7 @@ def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: st
 
     spec = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
-    assert set(deployments) == {"watch", "nightly"}
+    assert set(deployments) == {"watch", "nightly", "track"}
     assert [s["cron"] for s in deployments["nightly"]["schedules"]] == ["0 2 * * *"]
     for deployment in deployments.values():
         flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
@@ -307,7 +391,7 @@ def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: st
 
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name="tagbox", type="process"))
-    for extra in (["-n", "watch"], ["-n", "nightly", "--timezone", local_timezone()]):
+    for extra in (["-n", "track"], ["-n", "watch"], ["-n", "nightly", "--timezone", local_timezone()]):
         done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file",
                                "deployments/prefect.yaml", *extra], cwd=REPO, capture_output=True, text=True,
                               env=cli_env(tmp_path / "home", harness) | {"TAGBOX_REPO": str(REPO)}, timeout=120)
@@ -328,7 +412,8 @@ def test_serve_builds_the_watch_and_nightly_deployments(config: Path, tmp_path: 
 
     built = {d.name: d for d in build_deployments(tmp_path / "inbox", tmp_path / "archive", tmp_path / "out",
                                                   SOURCES, config, {"steps": 1})}
-    assert set(built) == {"watch", "nightly"} and not built["watch"].schedules
+    assert set(built) == {"watch", "nightly", "track"} and not built["watch"].schedules
+    assert built["track"].flow_name == "separate-track" and built["track"].concurrency_limit == 1
     assert built["nightly"].schedules[0].schedule.cron == "0 2 * * *"
     assert built["nightly"].schedules[0].schedule.timezone == local_timezone()
     with pytest.raises(LayoutError, match="the output folder .* lies inside the archive"):  # OUT inside the archive

@@ -59,7 +59,8 @@ def test_track_run_and_stems_artifact_render_in_chromium(shared: Path, prefect_s
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     track = f"ui-take-{uuid.uuid4().hex[:8]}"  # the server is shared: this run's names are its own
     excerpt(shared, "d01", inbox / f"{track}.wav", seconds=2.0)
-    config = write_toml(tmp_path / "fast.toml", FAST_TOML)
+    # the default run mode: the track is its own run of the separate-track/track deployment
+    config = write_toml(tmp_path / "fast.toml", FAST_TOML.replace('mode = "in-process"', 'mode = "deployment"'))
     done = run_cli(["watch", inbox, "--out", out, "--sources", ",".join(SOURCES), "--config", config, "--once"],
                    tmp_path / "home", prefect_server.url)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -69,6 +70,7 @@ def test_track_run_and_stems_artifact_render_in_chromium(shared: Path, prefect_s
     assert len(artifacts) == 1 and len(runs) == 1, (artifacts, runs)
     artifact, run = artifacts[0], runs[0]
     assert artifact["flow_run_id"] == run["id"] and "data:image/png;base64," in artifact["data"]
+    assert run["deployment_id"] and run["parent_task_run_id"] is None, "a top-level run of the track deployment"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -1,10 +1,12 @@
-"""Prefect UI artifacts of a track: summary table, per-chunk progress, stems markdown with spectrograms."""
+"""Prefect UI artifacts: of a track (summary table, per-chunk progress, stems markdown with
+spectrograms) and of a watch or a sweep (running counts)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -74,3 +76,27 @@ def publish_stems(track: str, folder: Path, stems: list[Path]) -> None:
     lines += [f"### {stem.stem}\n\n![{stem.stem} spectrogram]({embedded_png(png)})\n" for stem, png in pngs.items()]
     create_markdown_artifact("\n".join(lines), key=artifact_key("stems", track),
                              description=f"stems and spectrograms of {track}")
+
+
+class RunningCounts:
+    """A table artifact of a watch or a sweep (one row per outcome: processed, duplicate,
+    quarantined...), published as the counts change: at most once every ``min_seconds`` (s), and
+    always by :meth:`close`, so a watcher running for weeks leaves a bounded history of versions."""
+
+    def __init__(self, kind: str, name: str, description: str, min_seconds: float = 5.0) -> None:
+        self.key, self.description, self.min_seconds = artifact_key(kind, name), description, min_seconds
+        self.last, self.pending = -min_seconds, None
+
+    def update(self, counts: dict[str, int]) -> None:
+        """Record the current counts; published now unless the last version is under ``min_seconds`` old."""
+        self.pending = dict(counts)
+        if time.monotonic() - self.last >= self.min_seconds:
+            self.close()
+
+    def close(self) -> None:
+        """Publish the last counts recorded (if not yet published)."""
+        if self.pending is None:
+            return
+        rows = [{"outcome": outcome, "files": n} for outcome, n in sorted(self.pending.items())]
+        create_table_artifact(rows, key=self.key, description=self.description)
+        self.last, self.pending = time.monotonic(), None

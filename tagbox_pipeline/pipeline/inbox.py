@@ -4,11 +4,13 @@ A file is *taken* once its size and mtime have held still for ``stable_seconds``
 Taking it means: hash it, claim its sha256 in the ledger (content already done → moved to
 ``processed/`` as a duplicate, nothing recomputed), run the processing callable, then move it to
 ``INBOX/processed/``; on any failure it goes to ``INBOX/failed/`` beside ``<name>.error.txt``.
-Moves never overwrite (``name (1).wav``...). One file's failure never stops the watcher.
+Moves never overwrite (``name (1).wav``...). One file's failure never stops the watcher. Up to
+``concurrency`` files are taken at the same time, each in a thread of its own.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import queue
@@ -39,7 +41,12 @@ TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download
 #: names of OS metadata files
 SYSTEM_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
-Outcome = Literal["processed", "duplicate", "failed", "gone"]
+Outcome = Literal["processed", "duplicate", "failed", "gone", "interrupted"]
+
+
+class TakeLater(Exception):
+    """Raised by the processing callable when the file is not at fault (its run was interrupted):
+    the file stays in the inbox and is taken again on the next start."""
 
 
 def move_folders(inbox: Path) -> list[Path]:
@@ -177,6 +184,11 @@ class Intake:
             self.ledger.finish(sha, "done", moved, stems)
             log.info("%s: stems in %s", path.name, stems)
             return "processed"
+        except TakeLater as exc:
+            if sha is not None:
+                self.ledger.finish(sha, "failed", path, error=f"interrupted: {exc}")
+            log.warning("%s: interrupted, left in the inbox for the next start (%s)", path.name, exc)
+            return "interrupted"
         except FileNotFoundError as exc:
             if not path.exists() and not path.is_symlink():
                 if sha is not None:
@@ -227,31 +239,53 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def watch(inbox: Path, intake: Intake, stable_seconds: float, poll_seconds: float, once: bool,
-          stop: threading.Event | None = None) -> Counter[str]:
+          stop: threading.Event | None = None, concurrency: int = 1,
+          on_outcome: Callable[[Counter[str]], None] | None = None) -> Counter[str]:
     """Watch ``inbox`` and take every stable file; returns the count of each outcome.
 
-    Files already present are caught up first. With ``once`` the loop ends as soon as nothing is
-    pending (every file seen was processed, found duplicate or quarantined); otherwise it runs
-    until ``stop`` is set, or until Ctrl-C (see :func:`stop_on_signals`).
+    Files already present are caught up first. Up to ``concurrency`` files are taken at once (each
+    in a daemon thread running in a copy of this thread's context, so Prefect sees the watcher's
+    run); ``on_outcome`` gets the counts after each file. With ``once`` the loop ends as soon as
+    nothing is pending or in hand (every file seen was processed, found duplicate or quarantined);
+    otherwise it runs until ``stop`` is set, or until Ctrl-C (see :func:`stop_on_signals`): files
+    in hand finish, files not yet taken stay in the inbox.
     """
     inbox.mkdir(parents=True, exist_ok=True)
     inbox = inbox.resolve()
     tracker, outcomes = StabilityTracker(stable_seconds), Counter[str]()
     stop = stop or threading.Event()
+    ready: list[Path] = []
+    finished: queue.Queue[Outcome] = queue.Queue()
+    in_hand = 0
+
+    def take(path: Path) -> None:
+        finished.put(intake.take(path))
+
     with stop_on_signals(stop), observe(inbox) as events:
         for path in candidates(inbox):
             tracker.add(path)
         log.info("watching %s (%d file(s) already there)", inbox, len(tracker.pending))
-        while not stop.is_set():
+        while True:
+            while not finished.empty():
+                outcomes[finished.get_nowait()] += 1
+                in_hand -= 1
+                if on_outcome is not None:
+                    on_outcome(outcomes)
+            if stop.is_set():
+                if not in_hand:
+                    break
+                time.sleep(poll_seconds)  # Ctrl-C: the files in hand finish first
+                continue
             while not events.empty():
                 path = events.get_nowait()
                 if path.parent == inbox and not is_ignored(path.name) and not path.is_dir():
                     tracker.add(path)
-            for path in tracker.ready():
-                if stop.is_set():
-                    break
-                outcomes[intake.take(path)] += 1
-            if once and not tracker.pending and events.empty():
+            ready += [path for path in tracker.ready() if path not in ready]
+            while ready and in_hand < concurrency:
+                in_hand += 1
+                threading.Thread(target=contextvars.copy_context().run, args=(take, ready.pop(0)),
+                                 name="tagbox-take", daemon=True).start()
+            if once and not tracker.pending and not ready and not in_hand and events.empty():
                 break
             stop.wait(poll_seconds)
     return outcomes

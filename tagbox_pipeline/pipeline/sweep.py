@@ -10,10 +10,12 @@ OUT) is refused for that file. Results go to ``OUT/sweep-report.json`` (written 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -95,13 +97,17 @@ class SweepReport:
 
 
 def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[Path], str],
-          process: Callable[[Path, Path], Path]) -> SweepReport:
-    """Walk ``archive`` and call ``process(path, stem folder)`` for every file not up to date.
+          process: Callable[[Path, Path], Path], concurrency: int = 1,
+          on_outcome: Callable[[SweepReport], None] | None = None) -> SweepReport:
+    """Walk ``archive`` and call ``process(path, stem folder)`` for every file not up to date, up to
+    ``concurrency`` files at once (threads running in copies of this thread's context).
 
-    A failure of one file is recorded with its cause and the sweep goes on.
+    A failure of one file is recorded with its cause and the sweep goes on; ``on_outcome`` gets the
+    report after each file. The report's lists are in the walk's order.
     """
     report = SweepReport(str(archive), str(out), settings_digest)
     claimed: dict[Path, str] = {}
+    work: list[tuple[str, Path, Path]] = []
     for path in walk(archive):
         rel = str(path.relative_to(archive))
         folder = track_folder(out, archive, path, track_name)
@@ -118,10 +124,25 @@ def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[
             if up_to_date(folder, sha256_file(path), settings_digest):
                 report.skipped.append({"path": rel, "reason": "stems up to date", "stems": str(folder)})
                 continue
-            started = time.monotonic()
+            work.append((rel, path, folder))
+        except Exception as exc:  # noqa: BLE001 - one bad file is reported, the sweep goes on
+            report.failed.append({"path": rel, "cause": f"{type(exc).__name__}: {exc}"})
+
+    def separate(rel: str, path: Path, folder: Path) -> None:
+        started = time.monotonic()
+        try:
             stems = process(path, folder)
             report.processed.append({"path": rel, "stems": str(stems), "seconds": round(time.monotonic() - started, 2)})
         except Exception as exc:  # noqa: BLE001 - one bad file is reported, the sweep goes on
             report.failed.append({"path": rel, "cause": f"{type(exc).__name__}: {exc}"})
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tagbox-sweep") as pool:
+        for future in as_completed([pool.submit(contextvars.copy_context().run, separate, *item) for item in work]):
+            future.result()
+            if on_outcome is not None:
+                on_outcome(report)
+    order = {rel: i for i, (rel, _, _) in enumerate(work)}
+    report.processed.sort(key=lambda row: order.get(row["path"], -1))
+    report.failed.sort(key=lambda row: order.get(row["path"], -1))
     report.finished = time.time()
     return report

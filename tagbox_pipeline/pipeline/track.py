@@ -38,6 +38,8 @@ from ..steering import ChunkResult
 from ..track_plan import TrackPlan
 from .artifacts import ChunkProgress, publish_stems, publish_summary
 from .ledger import current_owner, owner_alive
+from .lineage import record_lineage
+from .runner import task_runner
 
 #: name of the global concurrency limit taken by steering tasks on CUDA
 GPU_LIMIT = "gpu"
@@ -161,11 +163,12 @@ def remove_stale_staging(root: Path) -> None:
 
 
 def run_track(path: Path, out: Path, sources: list[str], settings: Settings, folder: Path | None = None,
-              chunks_ahead: int = 2) -> TrackOutcome:
+              dask: str | None = None, chunks_ahead: int = 2) -> TrackOutcome:
     """Separate ``path`` into ``folder`` (default :func:`default_folder`) inside a Prefect flow run.
 
-    Chunk tasks are submitted at most ``chunks_ahead`` ahead of the one being assembled, so
-    memory stays flat in track length. The engine publishes the folder (staged under
+    Chunk tasks run on :func:`~.runner.task_runner` (one thread here, or the Dask scheduler at
+    ``dask``), submitted at most ``chunks_ahead`` ahead of the one being assembled, so memory
+    stays flat in track length. The engine publishes the folder (staged under
     ``OUT/.tagbox/staging``, post chains and spectrograms included, guarded atomic replace).
     Once it is in place the track's chunk results are deleted from the result store (they exist
     to resume a crashed run, and take about 1.3× the size of the stems).
@@ -194,12 +197,13 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
 
     def chunk_results() -> Iterator[ChunkResult]:
         pending: deque = deque()
-        for index, key in enumerate(keys):
-            pending.append(steer.submit(plan, index, key))
-            if len(pending) > chunks_ahead:
+        with task_runner(dask) as runner:
+            for index, key in enumerate(keys):
+                pending.append(runner.submit(steer, {"plan": plan, "index": index, "cache_key": key}))
+                if len(pending) > chunks_ahead:
+                    yield _collect(pending.popleft())
+            while pending:
                 yield _collect(pending.popleft())
-        while pending:
-            yield _collect(pending.popleft())
 
     def _collect(future: Any) -> ChunkResult:
         result = future.result()
@@ -230,6 +234,7 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
                 published.folder, seconds, seconds / max(plan.duration, 1e-9) / len(sources), states["computed"],
                 states["cached"])
     publish_stems(plan.name, published.folder, published.files)
+    record_lineage(path, published.files)
     duration = plan.duration
     publish_summary(plan.name, _summary_rows(sources, reports, duration))
     return TrackOutcome(str(path), plan.sha256, str(published.folder), n_chunks, states["computed"], states["cached"],

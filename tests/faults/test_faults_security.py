@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from faultkit import SOURCES, Sampler, changes, copy_in, is_loopback, partial_outputs, sha256_file, snapshot
-from support import evil_pickle, excerpt, run_cli, start_cli
+from support import evil_pickle, excerpt, run_cli, start_cli, write_toml
 from tagbox_pipeline.errors import WeightsError
 from tagbox_pipeline.priors.jukebox.checkpoint import load_checkpoint
 from tagbox_pipeline.weights import load_state_dict
@@ -37,9 +37,11 @@ def test_serve_listens_on_loopback_only(shared: Path, fast_toml: Path, tmp_path:
     inbox.mkdir()
     song = excerpt(shared, "d03", tmp_path / "originals" / "served.wav", seconds=2.0)
     (tmp_path / "archive").mkdir()
+    config = write_toml(tmp_path / "served.toml", fast_toml.read_text().replace('mode = "in-process"',
+                                                                                'mode = "deployment"'))
     server = start_cli(["serve", "--inbox", str(inbox), "--archive", str(tmp_path / "archive"), "--out", str(out),
-                        "--sources", SOURCES, "--config",
-                        str(fast_toml), "--dask", "--dask-workers", "1"], tmp_path / "home")
+                        "--sources", SOURCES, "--config", str(config), "--dask", "--dask-workers", "1"],
+                       tmp_path / "home")
     sampler = Sampler(server.process.pid, period=0.3)
     done = False
     try:
@@ -61,8 +63,10 @@ def test_serve_listens_on_loopback_only(shared: Path, fast_toml: Path, tmp_path:
                    f"exit on SIGTERM {code}")
     assert done, server.log()[-3000:]
     said = server.log() + server.stdout
-    # issue 6: both deployments served, a dropped file separated, SIGTERM stops
+    # issue 6: both deployments served, a dropped file separated (issue 13: by a run of the served track
+    # deployment, its chunks on the local Dask cluster), SIGTERM stops
     assert "being served" in said and "watch-inbox/watch" in said and "sweep-archive/nightly" in said, said[-3000:]
+    assert "separate-track/track" in said and "Flow run 'separate-served.wav'" in said, said[-3000:]
     assert (out / "served" / "residual.wav").is_file() and "Pausing all deployments" in said, said[-3000:]
     assert sockets and not exposed, sockets
 
