@@ -60,6 +60,26 @@ class NMFSettings(Section):
     spatial_rounds: int = Field(5, ge=0, description="rounds of the spatial refinement (direction <-> shares)")
 
 
+class RivalSettings(Section):
+    """The other instruments a chunk is separated against (see :mod:`tagbox_pipeline.rivals`)."""
+
+    enabled: bool = Field(True, description="steer the requested sources against the other instruments the "
+                                            "taggers hear in each chunk (their stems go to the residual)")
+    candidates: list[str] = Field(
+        default_factory=lambda: ["drums", "bass", "piano", "guitar", "vocals", "strings", "flute", "synth",
+                                 "harpsichord", "harp", "sitar"],
+        description="instruments that may be rivals (one per family of tags)")
+    max_requested: int = Field(1, ge=0, description="rivals are looked for when at most this many sources are "
+                                                    "requested, or when none of them has a tag (more sources "
+                                                    "compete among themselves; see bench/results/quality.md)")
+    threshold: float = Field(0.1, ge=0, le=1, description="p(instrument | chunk mixture) from which it is a rival")
+    max_count: int = Field(4, ge=0, description="most rivals per chunk (the most probable first)")
+    unnamed_min: int = Field(1, ge=0, description="rivals kept, heard or not, when no requested source has a tag "
+                                                  "(each is scored as what the named ones leave)")
+    logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
+                                                 "rival takes only the components clearly its own")
+
+
 class JukeboxSettings(Section):
     """The GPU prior: Jukebox 5b VQ-VAE latents. Its weights are for non-commercial use only."""
 
@@ -118,6 +138,7 @@ class Settings(Section):
     format: Literal["wav", "flac"] = "wav"
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     nmf: NMFSettings = Field(default_factory=NMFSettings)
+    rivals: RivalSettings = Field(default_factory=RivalSettings)
     jukebox: JukeboxSettings = Field(default_factory=JukeboxSettings)
     post: dict[str, list[PluginSpec]] = Field(default_factory=dict, description="per-source pedalboard chains")
     watch: WatchSettings = Field(default_factory=WatchSettings)

@@ -62,6 +62,17 @@ def _versions() -> dict[str, str]:
     return {key: importlib.metadata.version(dist) for key, dist in names.items()}
 
 
+def _rivals(sources: list[str], chunks: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per source, the rivals it was separated against (left in the residual) with the highest
+    p(instrument | chunk mixture) of any chunk: the evidence that they play."""
+    found: dict[str, dict[str, float]] = {source: {} for source in sources}
+    for chunk in chunks:
+        for source in sources:
+            for rival, p in chunk["report"].get(source, {}).get("rivals", {}).items():
+                found[source][rival] = max(p, found[source].get(rival, 0.0))
+    return found
+
+
 def _manifest(plan: TrackPlan, writer: StemWriter, chunks: list[dict[str, Any]], models: Models | None,
               post: dict[str, list[str]], spectrograms: list[Path]) -> Manifest:
     info, settings = plan.info, plan.settings
@@ -74,6 +85,7 @@ def _manifest(plan: TrackPlan, writer: StemWriter, chunks: list[dict[str, Any]],
                    "spectrograms": [p.name for p in spectrograms]},
         "sources": {source: sorted({tag for c in chunks for tag in c["report"].get(source, {}).get("tags", [])})
                     for source in plan.sources},
+        "rivals": _rivals(plan.sources, chunks),
         "post": post,
         "raw_dir": RAW_DIR if post else None,
         "models": {"prior": settings.prior, "taggers": settings.taggers} if models is None else models.describe(),

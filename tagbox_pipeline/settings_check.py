@@ -2,7 +2,7 @@
 
 :mod:`tagbox_pipeline.config` validates types and ranges and knows nothing of taggers or plugins;
 this module, a layer above it, checks that every tagger and source named in ``taggers`` /
-``source_taggers`` exists and that every post chain entry builds a pedalboard plugin. Each
+``source_taggers`` / ``rivals.candidates`` exists and that every post chain entry builds a pedalboard plugin. Each
 failure is a :class:`~tagbox_pipeline.errors.ConfigError` naming the key and, when there is one,
 the settings file.
 """
@@ -25,6 +25,7 @@ def _named_checks(settings: Settings) -> list[tuple[str, Callable[[], object]]]:
     for source, names in settings.source_taggers.items():
         checks.append(("source_taggers", lambda s=source: resolve_source(s)))
         checks += [("source_taggers", lambda n=name: info(n)) for name in names]
+    checks += [("rivals.candidates", lambda s=source: resolve_source(s)) for source in settings.rivals.candidates]
     for source, chain in settings.post.items():
         checks += [(f"'post.{source}.{i}'", lambda spec=spec: make_plugin(spec.plugin, spec.params))
                    for i, spec in enumerate(chain)]

@@ -18,6 +18,7 @@ from .config import Settings
 from .objective import SourceTags, multi_hot_bce, source_probabilities, two_sided_loss
 from .priors.base import Prior
 from .priors.nmf import NMFPrior
+from .rivals import find_rivals
 from .taggers.base import Tagger
 from .taggers.registry import get_tagger, weights_digest
 from .taggers.registry import info as tagger_info
@@ -145,36 +146,44 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
         settings: ``steps`` Adam steps after the warm start (0 = warm start only).
         seed: makes the result deterministic.
 
+    The requested sources are steered against the chunk's rivals (:mod:`.rivals`), whose stems
+    are left in the residual; each source's report names them with their p(instrument | mixture).
+
     Returns:
         stems ``[S, channels, samples]`` whose sum never exceeds the mixture (the rest is the residual).
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
     taggers, prior = models.taggers, models.prior
-    source_tags = SourceTags.build(sources, taggers, models.only)
     mix = mix.to(models.device, torch.float32)
-    tag_names = source_tags.tag_names(taggers)
-    if mix.pow(2).mean().sqrt() < SILENCE_RMS:
+    if mix.pow(2).mean().sqrt() < SILENCE_RMS:  # (with the candidates: a source no tagger names is no error here)
+        tag_names = SourceTags.build([*sources, *settings.rivals.candidates], taggers, models.only).tag_names(taggers)
         stems = torch.zeros(len(sources), *mix.shape)
         report = {s: {"p_tag": None, "tags": tag_names[s], "seconds": time.perf_counter() - started}
                   for s in sources}
         return ChunkResult(stems, report)
+    rivals = find_rivals(mix.mean(dim=0), sample_rate, sources, taggers, models.only, settings.rivals)
+    steered = [*sources, *rivals]
+    source_tags = SourceTags.build(steered, taggers, models.only)
+    tag_names = source_tags.tag_names(taggers)
 
     def probabilities(audio: torch.Tensor) -> torch.Tensor:
         return source_probabilities(audio, sample_rate, taggers, source_tags)[:, 0]
 
     blocks = prior.score_blocks(mix.shape[-1] / sample_rate)
-    state = prior.fit(mix, sample_rate, len(sources), seed)
+    state = prior.fit(mix, sample_rate, len(steered), seed)
+    bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
     prior.warm_start(state, lambda audio: torch.log(
-        source_probabilities(audio, sample_rate, taggers, source_tags, blocks).clamp_min(1e-6)))
+        source_probabilities(audio, sample_rate, taggers, source_tags, blocks).clamp_min(1e-6)), bias)
     step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags)
     for _ in range(settings.steps):
         step()
     diagonal = torch.arange(len(sources))
     estimates, stems = prior.final(state)
     with torch.no_grad():
-        final = probabilities(estimates)[diagonal, diagonal]
-    stems = stems.float().cpu()
+        final = probabilities(estimates[:len(sources)])[diagonal, diagonal]
+    stems = stems[:len(sources)].float().cpu()  # the rivals' share stays in the residual
     seconds = time.perf_counter() - started
-    report = {s: {"p_tag": float(final[i]), "tags": tag_names[s], "seconds": seconds} for i, s in enumerate(sources)}
+    report = {s: {"p_tag": float(final[i]), "tags": tag_names[s], "seconds": seconds, "rivals": rivals}
+              for i, s in enumerate(sources)}
     return ChunkResult(stems, report)

@@ -97,8 +97,44 @@ def test_short_and_mono_chunks_work(clip, settings, models):
 def test_unknown_and_untaggable_sources_are_user_errors(clip, settings, models):
     with pytest.raises(UserError, match="unknown source"):
         run(clip, ["pianno"], settings, models)
+    alone = settings.model_copy(update={"rivals": settings.rivals.model_copy(update={"enabled": False})})
     with pytest.raises(UserError, match="no chosen tagger has a tag for any of the sources organ"):
-        run(clip, ["organ"], settings, models)
+        run(clip, ["organ"], alone, models)  # without rivals nothing is named to be the complement of
+
+
+def test_a_source_no_tagger_names_is_separated_alone_as_what_its_rivals_leave(clip, settings, models):
+    """Issue 12: organ alone (no tag in the offline taggers) is extracted, not refused: the rivals heard
+    in the chunk are named, the organ stem gets what they do not claim."""
+    result = run(clip, ["organ"], settings, models)
+    rivals = result.report["organ"]["rivals"]
+    assert result.stems.shape == (1, 2, SECONDS * 44100) and torch.isfinite(result.stems).all()
+    assert rivals and result.report["organ"]["tags"] == [] and 0 < result.stems.pow(2).sum()
+    assert result.stems.pow(2).sum() < torch.from_numpy(clip["mixture"]).pow(2).sum()
+
+
+def test_one_requested_source_competes_against_the_rivals_heard_and_only_it_is_returned(clip, settings, models):
+    from tagbox_pipeline.rivals import candidates_for
+
+    result = run(clip, ["drums"], settings, models)
+    rivals = result.report["drums"]["rivals"]
+    assert result.stems.shape[0] == 1 and set(result.report) == {"drums"}
+    assert rivals and all(p >= settings.rivals.threshold for p in rivals.values()), rivals
+    assert len(rivals) <= settings.rivals.max_count and list(rivals.values()) == sorted(rivals.values(), reverse=True)
+    assert set(rivals) <= set(candidates_for(["drums"], settings.rivals.candidates, models.taggers, models.only))
+    without = settings.model_copy(update={"rivals": settings.rivals.model_copy(update={"enabled": False})})
+    alone = run(clip, ["drums"], without, models)
+    assert not alone.report["drums"]["rivals"] and not torch.equal(alone.stems, result.stems)
+    assert run(clip, ["piano", "drums"], settings, models).report["drums"]["rivals"] == {}, "two sources: no rivals"
+
+
+def test_an_instrument_sharing_a_tag_with_the_request_is_never_its_rival(models):
+    from tagbox_pipeline.rivals import candidates_for
+
+    candidates = load_settings().rivals.candidates
+    assert "strings" not in candidates_for(["cello"], candidates, models.taggers, models.only)  # MTAT 'strings'
+    assert "vocals" not in candidates_for(["choir"], candidates, models.taggers, models.only)
+    assert "guitar" not in candidates_for(["acoustic guitar"], candidates, models.taggers, models.only)
+    assert {"drums", "piano", "strings"} <= set(candidates_for(["organ"], candidates, models.taggers, models.only))
 
 
 def test_a_source_no_tagger_names_gets_what_the_named_ones_do_not_claim(clip, settings, models):

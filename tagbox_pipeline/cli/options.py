@@ -95,13 +95,40 @@ def checked_models(settings: Settings) -> None:
     separator_for(settings)
 
 
+def checked_prefect_home() -> None:
+    """With no ``PREFECT_API_URL``, Prefect keeps its local API's database in ``PREFECT_HOME``: prove
+    that folder can be made and written to now.
+
+    Raises:
+        UserError: naming the folder and the OS's reason (otherwise Prefect only reports, after two
+            minutes, that its local API server timed out).
+    """
+    import tempfile
+
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url:
+        return
+    home = Path(settings.home)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home, prefix=".tagbox-write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"Prefect's home folder is not writable ({exc.strerror or exc}); set PREFECT_HOME to a "
+                        "writable folder, or PREFECT_API_URL to a running Prefect server", home) from None
+
+
 def prepared_run(args: argparse.Namespace) -> list[str]:
     """What `watch`, `sweep` and `serve` check after their folder layout, before any work: the
     settings (a bad config fails here, before anything is watched), the sources, the models (loaded
-    once for the flows of this process) and a writable OUT. Returns the sources."""
+    once for the flows of this process), a writable OUT and a writable Prefect home. Returns the
+    sources."""
     settings = settings_from_args(args)
     sources = checked_sources(args.sources)
     checked_models(settings)
+    checked_prefect_home()
     checked_out_dir(args.out)
     return sources
 

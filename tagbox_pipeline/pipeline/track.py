@@ -146,12 +146,15 @@ def _summary_rows(sources: list[str], reports: list[dict], duration: float) -> l
 
 
 def log_chunk(logger: Any, done: int, total: int, state: str, report: dict[str, dict[str, Any]]) -> None:
-    """One line per finished chunk: i/n, computed or cached, p(tag) per source; a silent chunk is a warning."""
+    """One line per finished chunk: i/n, computed or cached, p(tag) per source and the rivals heard
+    (see :mod:`tagbox_pipeline.rivals`); a silent chunk is a warning."""
     if all(entry.get("p_tag") is None for entry in report.values()):
         logger.warning("chunk %d/%d (%s): digital silence, not steered (silent stems)", done, total, state)
         return
     probs = ", ".join(f"p({source}) {entry['p_tag']:.2f}" for source, entry in report.items())
-    logger.info("chunk %d/%d (%s): %s", done, total, state, probs)
+    rivals = {name: p for entry in report.values() for name, p in entry.get("rivals", {}).items()}
+    heard = f"; against {', '.join(f'{name} {p:.2f}' for name, p in rivals.items())}" if rivals else ""
+    logger.info("chunk %d/%d (%s): %s%s", done, total, state, probs, heard)
 
 
 def remove_stale_staging(root: Path) -> None:

@@ -22,7 +22,6 @@ start the run and leave no way back to the file.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import threading
 import time
@@ -31,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 from prefect import Flow
 from prefect.deployments import run_deployment
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
@@ -69,11 +69,26 @@ def track_deployment(track_flow: Flow, concurrency: int) -> RunnerDeployment:
         description="separate one audio file into stems; started by the watch and the sweep, one run per file")
 
 
+def _track_processes(before: set[int]) -> list[psutil.Process]:
+    """Live child processes of this one not in ``before`` (the runner's track processes), leaving out
+    multiprocessing's resource tracker (it lives until this process ends)."""
+    alive = []
+    for child in psutil.Process().children():
+        try:
+            if (child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+                    and "resource_tracker" not in " ".join(child.cmdline())):
+                alive.append(child)
+        except psutil.Error:  # it ended meanwhile
+            continue
+    return alive
+
+
 @contextmanager
 def serving(deployment: RunnerDeployment) -> Iterator[None]:
     """Register ``deployment`` and execute its runs from a Prefect runner in a background thread of
-    this process while inside. On leaving, track processes whose runs have ended are given up to
-    30 s to exit; then the runner stops (runs still in progress are cancelled)."""
+    this process while inside. On leaving, the track processes it started (whose runs have ended)
+    are given up to 30 s to exit, because the runner's stop cancels what it still runs (and marks
+    a run that had completed as cancelled); then it stops."""
     runner = Runner(name=f"tagbox-tracks-{os.getpid()}", query_seconds=POLL_SECONDS, limit=None,
                     pause_on_shutdown=False)
     loop = asyncio.new_event_loop()
@@ -89,6 +104,7 @@ def serving(deployment: RunnerDeployment) -> Iterator[None]:
             ready.set()
         await runner.start()
 
+    before = {child.pid for child in psutil.Process().children()}
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="tagbox-runner", daemon=True)
     thread.start()
     ready.wait()
@@ -96,8 +112,8 @@ def serving(deployment: RunnerDeployment) -> Iterator[None]:
         raise failure[0]
     try:
         yield
-        deadline = time.monotonic() + 30  # track processes whose runs are final may still be closing down
-        while multiprocessing.active_children() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # a track process whose run is final may still be closing down:
+        while _track_processes(before) and time.monotonic() < deadline:  # stopping now would cancel it
             time.sleep(0.1)
     finally:
         if runner.started:
@@ -125,6 +141,11 @@ def shared_api() -> Iterator[str | None]:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all()  # logs and events still queued for the server go out before it stops
+        EventsWorker.drain_all()
         if saved is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:

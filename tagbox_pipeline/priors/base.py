@@ -47,8 +47,13 @@ class Prior(ABC):
         """How many equal time blocks the warm-start scorer scores a chunk of ``seconds`` s in (default 1)."""
         return 1
 
-    def warm_start(self, state: Any, score: SourceScorer) -> None:
-        """Optionally initialise the parameters from tagger scores before steering (default: nothing)."""
+    def warm_start(self, state: Any, score: SourceScorer, bias: torch.Tensor | None = None) -> None:
+        """Optionally initialise the parameters from tagger scores before steering (default: nothing).
+
+        Args:
+            bias: ``[S]`` added to each source's share-out logits (a rival's below 0: it takes only
+                what is clearly its own).
+        """
 
     @abstractmethod
     def parameters(self, state: Any) -> list[torch.Tensor]:

@@ -151,7 +151,7 @@ class NMFPrior(Prior):
         f = state.factors
         return (torch.matmul(f.channel_spectra().transpose(1, 2), ratio) * f.activations).sum(dim=(-3, -1))
 
-    def warm_start(self, state: NMFState, score: SourceScorer) -> None:
+    def warm_start(self, state: NMFState, score: SourceScorer, bias: torch.Tensor | None = None) -> None:
         """Share components competitively by how each one is tagged, then by where it sits.
 
         Tags: ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block
@@ -159,7 +159,7 @@ class NMFPrior(Prior):
         every source than an average component (in an average block) goes mostly to the residual.
         Then the spatial refinement (:func:`.panning.refine_by_direction`, ``spatial_*`` settings)
         pulls each source's components towards one direction. The gates become time-varying with
-        as many blocks as the scorer returns.
+        as many blocks as the scorer returns. ``bias[s]`` is added to source s's tag logits.
         """
         s = self.settings
         with torch.no_grad():
@@ -168,6 +168,8 @@ class NMFPrior(Prior):
             relative = log_p - torch.logsumexp(log_p.flatten(0, 1), dim=0) + torch.log(count)
             logits = torch.full((state.logits.shape[0], *log_p.shape[:2]), s.rest_logit, device=log_p.device)
             logits[:-1] = relative.permute(2, 0, 1) / s.temperature
+            if bias is not None:
+                logits[:-1] += bias.to(logits.device)[:, None, None]
             logits = refine_by_direction(logits, directions(state.factors.gains), self.energies(state),
                                          s.spatial_weight, s.spatial_min_spread_degrees, s.spatial_rounds)
             state.logits = logits.requires_grad_(True)

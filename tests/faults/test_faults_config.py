@@ -132,6 +132,18 @@ def test_read_only_output_folder(inbox: tuple[Path, str], fast_toml: Path, tmp_p
             out.chmod(0o755)
 
 
+def test_unusable_prefect_home(inbox: tuple[Path, str], fast_toml: Path, tmp_path: Path, matrix) -> None:
+    matrix.describe("PREFECT_HOME that cannot be made (under a file), no PREFECT_API_URL",
+                    "exit 2, one line naming the folder (not Prefect's server time-out two minutes later)")
+    folder, sha = inbox
+    (tmp_path / "a file").write_text("not a folder")
+    home = tmp_path / "a file" / "prefect"
+    before = snapshot(tmp_path)
+    result = run_cli(["watch", str(folder), "--out", str(tmp_path / "out"), "--sources", SOURCES, "--config",
+                      str(fast_toml), "--once"], home)
+    _assert_refused(matrix, result, folder, sha, tmp_path, before, (str(home), "not writable", "PREFECT_HOME"))
+
+
 @pytest.fixture
 def tagger_weights(shared: Path) -> Path:
     """The pinned weights file of the fault runs' tagger (musicnn-mtat) in the shared model folder."""
