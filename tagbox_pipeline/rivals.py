@@ -26,6 +26,7 @@ from .config import RivalSettings
 from .objective import SourceTags, source_probabilities
 from .taggers.base import Tagger
 
+
 def candidates_for(requested: list[str], candidates: list[str], taggers: list[Tagger],
                    only: dict[str, set[str]]) -> list[str]:
     """The ``candidates`` some chosen tagger names and that share no tag with a requested source."""
@@ -44,9 +45,10 @@ def find_rivals(mono: torch.Tensor, sample_rate: int, requested: list[str], tagg
         mono: the chunk's mono downmix ``[samples]`` at ``sample_rate`` Hz.
 
     Returns:
-        rival name -> probability, most probable first: those heard (p ≥ ``threshold``), and when a
-        requested source has a tag, the ``unnamed_min`` most probable in any case (without a
-        named source the requested ones would have nothing to be the complement of); at most ``max_count``; empty when disabled.
+        rival name -> probability, most probable first: those heard (p ≥ ``threshold``), and when no
+        requested source has a tag, the ``unnamed_min`` most probable in any case (without a named
+        source the requested ones would have nothing to be the complement of); at most
+        ``max_count``; empty when disabled or when more than ``max_requested`` named sources are asked for.
     """
     if not settings.enabled or not settings.max_count:
         return {}

@@ -1,5 +1,5 @@
-"""Shared test fixtures: the read-only shared folder, isolated caches, and one Prefect API server (with
-its UI) for the CLI runs of the session."""
+"""Shared test fixtures: the read-only shared folder, isolated caches, one Prefect API server (with
+its UI) for the CLI runs of the session, and a Prefect test harness per module for in-process runs."""
 
 from __future__ import annotations
 
@@ -48,6 +48,27 @@ def musicnn_wheel_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets an empty download cache, so nothing leaks in from the user's machine."""
     monkeypatch.setenv("TAGBOX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect test server (temporary SQLite) for this module's in-process runs; yields its API URL."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    saved = {key: os.environ.get(key) for key in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            from prefect.settings import get_current_settings
+
+            yield str(get_current_settings().api.url)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass(frozen=True)

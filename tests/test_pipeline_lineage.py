@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,27 +15,6 @@ from tagbox_pipeline.pipeline.lineage import asset_key, record_lineage
 
 #: seconds to wait for the emitted events to be stored by the test server
 EVENT_DEADLINE_S = 30.0
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Prefect test server (temporary SQLite) for this module's in-process runs; yields its API URL."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    saved = {key: os.environ.get(key) for key in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    try:
-        with prefect_test_harness(server_startup_timeout=120):
-            from prefect.settings import get_current_settings
-
-            yield str(get_current_settings().api.url)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def write_wav(path: Path, seed: int) -> Path:

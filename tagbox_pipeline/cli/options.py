@@ -120,17 +120,17 @@ def checked_prefect_home() -> None:
                         "writable folder, or PREFECT_API_URL to a running Prefect server", home) from None
 
 
-def prepared_run(args: argparse.Namespace) -> list[str]:
+def prepared_run(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     """What `watch`, `sweep` and `serve` check after their folder layout, before any work: the
     settings (a bad config fails here, before anything is watched), the sources, the models (loaded
     once for the flows of this process), a writable OUT and a writable Prefect home. Returns the
-    sources."""
+    settings and the sources."""
     settings = settings_from_args(args)
     sources = checked_sources(args.sources)
     checked_models(settings)
     checked_prefect_home()
     checked_out_dir(args.out)
-    return sources
+    return settings, sources
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

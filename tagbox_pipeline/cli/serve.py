@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.archive is not None and not args.archive.is_dir():
         raise UserError("archive folder not found", args.archive)
     check_serve(args.inbox, args.archive, args.out, move_folders(args.inbox) if args.inbox is not None else ())
-    sources = prepared_run(args)
+    _, sources = prepared_run(args)
     from ..pipeline.deployments import NIGHTLY_CRON, build_deployments, serve_deployments
 
     deployments = build_deployments(args.inbox, args.archive, args.out, sources, args.config,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..layout import check_sweep
-from .options import add_run_command, overrides_from_args, prepared_run, settings_from_args
+from .options import add_run_command, overrides_from_args, prepared_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,13 +26,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.archive.is_dir():
         raise UserError("archive folder not found", args.archive)
     check_sweep(args.archive, args.out)
-    sources = prepared_run(args)
+    settings, sources = prepared_run(args)
     from flows.separate_track import separate_track
     from flows.sweep_archive import sweep_archive
 
     from ..pipeline.track_runs import tracks_served_here
 
-    with tracks_served_here(separate_track, settings_from_args(args)):
+    with tracks_served_here(separate_track, settings):
         report = sweep_archive(str(args.archive), str(args.out), sources, str(args.config) if args.config else None,
                                overrides_from_args(args), args.dask, args.dask_workers)
     print(f"sweep: {len(report['processed'])} processed, {len(report['skipped'])} skipped, "

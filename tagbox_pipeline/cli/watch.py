@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..layout import check_watch
 from ..pipeline.inbox import move_folders
-from .options import add_run_command, overrides_from_args, prepared_run, settings_from_args
+from .options import add_run_command, overrides_from_args, prepared_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate settings and sources, then run the ``watch-inbox`` flow (until Ctrl-C, or drained)."""
     check_watch(args.inbox, args.out, move_folders(args.inbox))
-    sources = prepared_run(args)
+    settings, sources = prepared_run(args)
     from flows.separate_track import separate_track
     from flows.watch_inbox import watch_inbox
 
     from ..pipeline.track_runs import tracks_served_here
 
-    with tracks_served_here(separate_track, settings_from_args(args)):
+    with tracks_served_here(separate_track, settings):
         counts = watch_inbox(str(args.inbox), str(args.out), sources, str(args.config) if args.config else None,
                              overrides_from_args(args), args.once, args.dask, args.dask_workers)
     print("watch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"))
