@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 # the quality matrix and the ablation score the offline default (they leave out taggers that need a download)
 bench-quality: $(STAMP)
-	$(BIN)/python -m tagbox_pipeline.bench quality ablation
+	$(BIN)/python -m tagbox_pipeline.bench quality detection ablation
 
 clean:
 	rm -rf $(VENV) build *.egg-info

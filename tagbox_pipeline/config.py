@@ -47,9 +47,10 @@ class NMFSettings(Section):
     hop: int = Field(512, ge=64, description="STFT hop in samples at the input rate")
     nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations of the KL-NTF (NMF) fit")
     temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
-    rest_logit: float = Field(0.0, description="gate logit of the residual's share: lower it (e.g. -2) when the "
-                                               "requested sources make up the whole mix, keep 0 to extract a few "
-                                               "sources from a fuller mix (see bench/results/quality.md)")
+    rest_logit: float = Field(-2.0, description="gate logit of the residual's share: -2 (default) gives it what "
+                                                "sounds much less like any steered source (requested or rival) "
+                                                "than an average component; 0 sends more doubt to the residual "
+                                                "(see bench/results/quality.md)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     block_seconds: float = Field(5.0, ge=0,
                                  description="time-block length of the gates in s (0: one gate per component)")
@@ -78,6 +79,14 @@ class RivalSettings(Section):
                                                   "(each is scored as what the named ones leave)")
     logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
                                                  "rival takes only the components clearly its own")
+
+
+class DetectionSettings(Section):
+    """``--sources auto``: which instruments get a stem (see :mod:`tagbox_pipeline.detection`)."""
+
+    threshold: float = Field(0.2, ge=0, le=1, description="p(instrument | chunk mixture), in its most probable chunk, "
+                                                         "from which an instrument of rivals.candidates gets a stem")
+    max_sources: int = Field(6, ge=1, description="most stems written for a track (the most probable first)")
 
 
 class JukeboxSettings(Section):
@@ -139,6 +148,7 @@ class Settings(Section):
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     nmf: NMFSettings = Field(default_factory=NMFSettings)
     rivals: RivalSettings = Field(default_factory=RivalSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     jukebox: JukeboxSettings = Field(default_factory=JukeboxSettings)
     post: dict[str, list[PluginSpec]] = Field(default_factory=dict, description="per-source pedalboard chains")
     watch: WatchSettings = Field(default_factory=WatchSettings)

@@ -86,6 +86,7 @@ def _manifest(plan: TrackPlan, writer: StemWriter, chunks: list[dict[str, Any]],
         "sources": {source: sorted({tag for c in chunks for tag in c["report"].get(source, {}).get("tags", [])})
                     for source in plan.sources},
         "rivals": _rivals(plan.sources, chunks),
+        "detected": plan.detected,
         "post": post,
         "raw_dir": RAW_DIR if post else None,
         "models": {"prior": settings.prior, "taggers": settings.taggers} if models is None else models.describe(),

@@ -11,7 +11,7 @@ finished stem folder (:meth:`Separator.separate_file`). Nothing here knows about
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,13 @@ from .assembly import assemble
 from .audio_io import ArraySamples, FileSamples, SampleReader
 from .chunking import Chunk
 from .config import Settings
+from .detection import detect_sources
+from .errors import UserError
 from .publish import Published, publish_track
 from .settings_check import check_settings
 from .stem_folders import folder_for_input
 from .steering import ChunkResult, Models
-from .track_plan import TrackPlan, plan_chunks, plan_track, validate_sources
+from .track_plan import AUTO, TrackPlan, plan_chunks, plan_track, validate_sources
 
 #: called with the number of (chunk, source) units just finished
 Progress = Callable[[int], None]
@@ -71,8 +73,28 @@ class Separator:
         self.models = steering.load_models(settings, self.device) if models is None else models
 
     def plan(self, path: str | Path, sources: list[str]) -> TrackPlan:
-        """Validate, hash and chunk ``path`` (see :func:`~tagbox_pipeline.track_plan.plan_track`)."""
-        return plan_track(path, sources, self.settings)
+        """Validate, hash and chunk ``path`` (see :func:`~tagbox_pipeline.track_plan.plan_track`), and
+        detect its sources when they are ``["auto"]`` (:meth:`resolve`)."""
+        return self.resolve(plan_track(path, sources, self.settings))
+
+    def resolve(self, plan: TrackPlan) -> TrackPlan:
+        """``plan`` with its sources detected (:func:`~tagbox_pipeline.detection.detect_sources`) when
+        they are ``["auto"]``, with the evidence in ``detected``; otherwise ``plan`` itself.
+
+        Raises:
+            UserError: naming the file, when no instrument is detected.
+        """
+        if plan.sources != [AUTO]:
+            return plan
+        try:
+            found = self.detect(FileSamples(plan.path), plan.chunks, plan.info.sample_rate)
+        except UserError as exc:
+            raise UserError(exc.cause, plan.path) from None
+        return replace(plan, sources=list(found), detected=found)
+
+    def detect(self, reader: SampleReader, chunks: Sequence[Chunk], sample_rate: int) -> dict[str, float]:
+        """The instruments detected in a track (Hz: ``sample_rate``) -> evidence, see :func:`detect_sources`."""
+        return detect_sources(reader, chunks, sample_rate, self.models.taggers, self.models.only, self.settings)
 
     def steer(self, mix: np.ndarray, sample_rate: int, sources: list[str], index: int) -> ChunkResult:
         """One chunk ``[channels, samples]`` through the algorithm; the seed is the run's seed + ``index``."""
@@ -107,13 +129,16 @@ class Separator:
     def separate(self, audio: np.ndarray, sample_rate: int, sources: list[str]) -> Stems:
         """Separate an in-memory mixture ``audio`` ``[channels, n]`` (float, at ``sample_rate`` Hz).
 
-        Returns stems and residual with the input's shape; residual = audio − sum of stems.
+        Returns stems and residual with the input's shape; residual = audio − sum of stems. With
+        ``sources == ["auto"]`` the stems are those of the detected sources.
         """
         validate_sources(sources)
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 2 or not np.isfinite(audio).all():
             raise ValueError("audio must be a finite [channels, samples] array")
         chunks = plan_chunks(audio.shape[1], sample_rate, self.settings)
+        if sources == [AUTO]:
+            sources = list(self.detect(ArraySamples(audio), chunks, sample_rate))
         stems = np.zeros((len(sources), *audio.shape), dtype=np.float32)
 
         def sink(start: int, block: np.ndarray) -> None:

@@ -13,6 +13,9 @@ from .errors import UserError
 from .files import sha256_file, track_name
 from .taggers.vocabulary import resolve_source
 
+#: the source list ``["auto"]`` asks for detection (:mod:`.detection`) instead of naming the sources
+AUTO = "auto"
+
 
 @dataclass(frozen=True)
 class TrackPlan:
@@ -23,10 +26,13 @@ class TrackPlan:
         name: the track folder name under the output folder.
         sha256: hex digest of the input's bytes.
         info: the input's rate, channels, frames and encoding.
-        sources: requested source names, in stem order.
+        sources: requested source names, in stem order (``["auto"]`` until detection names them,
+            see :meth:`~tagbox_pipeline.separation.Separator.resolve`).
         settings: the run's settings.
         chunks: the chunk plan, in track order.
         created: UTC time the plan was made (ISO 8601).
+        detected: for ``--sources auto``, each detected source's evidence (p in its most probable
+            chunk); None when the sources were named.
     """
 
     path: Path
@@ -37,6 +43,7 @@ class TrackPlan:
     settings: Settings
     chunks: list[chunking.Chunk]
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    detected: dict[str, float] | None = None
 
     @property
     def duration(self) -> float:
@@ -45,7 +52,15 @@ class TrackPlan:
 
 
 def validate_sources(sources: list[str]) -> list[str]:
-    """Check source names against the tag vocabulary (unknown or path-like names raise UserError)."""
+    """Check source names against the tag vocabulary (unknown or path-like names raise UserError).
+
+    ``["auto"]`` alone is valid: the sources are detected per track (:mod:`.detection`).
+    """
+    if AUTO in sources:
+        if len(sources) > 1:
+            raise UserError(f"sources: '{AUTO}' detects the sources and cannot be combined with names, "
+                            f"got {', '.join(sources)}")
+        return sources
     for source in sources:
         resolve_source(source)
     if len(set(sources)) != len(sources):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["taggers", "separation", "quality", "ablation", "speed", "faults", "jukebox"]
+BENCHES = ["taggers", "separation", "quality", "detection", "ablation", "speed", "faults", "jukebox"]
 
 
 def run(names: list[str]) -> int:

@@ -25,11 +25,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
     "no spatial refinement (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
     "without MTT_vgg": {"taggers": ["MTT_musicnn", "spectral"]},
-    "rest_logit -1": {"nmf.rest_logit": -1.0},
+    "rest_logit 0 (the default before 2026-12-02)": {"nmf.rest_logit": 0.0},
+    "softer rivals (rivals.logit_offset = 0)": {"rivals.logit_offset": 0.0},
+    "sharper share-out (nmf.temperature = 0.25)": {"nmf.temperature": 0.25},
     "3 s gate blocks": {"nmf.block_seconds": 3.0},
     "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
     "64 components": {"nmf.components": 64},
     "3 gradient steps": {"steps": 3},
+    "10 gradient steps at lr 0.5": {"steps": 10, "nmf.learning_rate": 0.5},
 }
 
 

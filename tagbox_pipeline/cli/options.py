@@ -40,7 +40,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
     """Add --out, --sources, --config and the settings overrides (shared with `tagbox separate`)."""
     parser.add_argument("--out", type=Path, required=True, help="output folder (stems, ledger, result store)")
-    parser.add_argument("--sources", required=True, help="comma-separated source names, e.g. drums,piano")
+    parser.add_argument("--sources", required=True,
+                        help="comma-separated source names, e.g. drums,piano; 'auto': a stem for every instrument "
+                             "the taggers detect (named in the manifest with its evidence, see [detection])")
     parser.add_argument("--config", type=Path, help="TOML settings file")
     parser.add_argument("--prior", choices=["nmf", "jukebox"], help="prior (default from settings: nmf)")
     parser.add_argument("--taggers", help="comma-separated tagger names")

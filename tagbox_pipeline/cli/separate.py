@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -23,6 +24,9 @@ from ..layout import check_separate
 from ..stem_folders import folder_for_input
 from ..track_plan import TrackPlan, plan_track
 from .options import add_settings_options, checked_sources, settings_from_args
+
+if TYPE_CHECKING:
+    from ..separation import Separator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,9 +65,26 @@ def _plan_all(inputs: list[Path], sources: list[str], settings: Settings,
     return plans
 
 
+def _resolved(separator: Separator, plans: list[TrackPlan], failures: dict[Path, str]) -> list[TrackPlan]:
+    """The plans with their sources detected where they are ``auto`` (each detection printed with its
+    evidence); a track where nothing is detected goes to ``failures``."""
+    resolved: list[TrackPlan] = []
+    for plan in plans:
+        try:
+            plan = separator.resolve(plan)
+        except UserError as exc:
+            failures[plan.path] = exc.cause
+            continue
+        if plan.detected is not None:
+            found = ", ".join(f"{name} (p {p:.2f})" for name, p in plan.detected.items())
+            print(f"{plan.path}: detected {found}", file=sys.stderr)
+        resolved.append(plan)
+    return resolved
+
+
 def run(args: argparse.Namespace) -> int:
     """Separate every input; returns 0, or 1 when some failed."""
-    from ..separation import Separator
+    from ..separation import Separator  # loads torch: not at import, so `tagbox --help` stays quick
 
     check_separate(args.inputs, args.out)
     settings = settings_from_args(args)
@@ -73,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if plans:
         separator = Separator(settings)
+        plans = _resolved(separator, plans, failures)
+    if plans:
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=console) as bar:
-            task = bar.add_task("chunks × sources", total=sum(len(p.chunks) * len(sources) for p in plans))
+            task = bar.add_task("chunks × sources", total=sum(len(p.chunks) * len(p.sources) for p in plans))
             for plan in plans:
                 bar.update(task, description=plan.name)
                 try:

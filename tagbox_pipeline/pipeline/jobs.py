@@ -56,7 +56,7 @@ def run_watch(inbox: Path, out: Path, sources: list[str], settings: Settings, tr
 
         def process(path: Path, sha256: str) -> Path:
             done = default_folder(out, track_name(path), sha256)
-            if up_to_date(done, sha256, settings.digest()):  # stems written, but the move was cut short
+            if up_to_date(done, sha256, settings.digest(), sources):  # stems written, but the move was cut short
                 return done
             return launch(path, done)
 
@@ -83,7 +83,7 @@ def run_sweep(archive: Path, out: Path, sources: list[str], settings: Settings, 
 
     with dask_address(dask, dask_workers) as address:
         launch = track_launcher(track_flow, out, sources, settings, address)
-        report = sweep(archive, out, settings.digest(), track_name, launch, settings.runs.concurrency, on_outcome)
+        report = sweep(archive, out, settings.digest(), sources, track_name, launch, settings.runs.concurrency, on_outcome)
     counts.close()
     path = report.write(out)
     rows = report.rows() or [{"status": "none", "path": "", "detail": "no audio files found"}]

@@ -3,8 +3,8 @@
 The archive is only ever read, and OUT lies outside it (checked before the walk, see
 :mod:`tagbox_pipeline.layout`). Each audio file ``ARCHIVE/a/b/take.flac`` gets its stems in
 ``OUT/a/b/<track folder>/`` (or ``<track folder> (n)`` when that name is taken by anything but
-its own stems); it is skipped when that folder's ``manifest.json`` records the same input sha256
-and settings digest. A stem folder that would resolve into the archive (a symbolic link under
+its own stems); it is skipped when that folder's ``manifest.json`` records the same input sha256,
+settings digest and requested sources. A stem folder that would resolve into the archive (a symbolic link under
 OUT) is refused for that file. Results go to ``OUT/sweep-report.json`` (written atomically).
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from ..files import sha256_file, write_json_atomic
 from ..layout import LayoutError, real, within
 from ..stem_folders import folder_for_input
+from ..track_plan import AUTO
 from .inbox import is_ignored
 
 REPORT_NAME = "sweep-report.json"
@@ -49,13 +50,19 @@ def track_folder(out: Path, archive: Path, path: Path, track_name: Callable[[Pat
 
 
 
-def up_to_date(folder: Path, sha256: str, settings_digest: str) -> bool:
-    """True when ``folder/manifest.json`` records this input sha256 and settings digest."""
+def up_to_date(folder: Path, sha256: str, settings_digest: str, sources: list[str]) -> bool:
+    """True when ``folder/manifest.json`` records this input sha256, settings digest and requested sources."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return manifest_input_sha256(manifest) == sha256 and manifest_settings_digest(manifest) == settings_digest
+    return (manifest_input_sha256(manifest) == sha256 and manifest_settings_digest(manifest) == settings_digest
+            and manifest_request(manifest) == sorted(sources))
+
+
+def manifest_request(manifest: dict) -> list[str]:
+    """The sources a manifest's stems were asked for, sorted (``["auto"]`` when they were detected)."""
+    return [AUTO] if manifest.get("detected") else sorted(manifest.get("sources") or [])
 
 
 def manifest_input_sha256(manifest: dict) -> str | None:
@@ -96,11 +103,12 @@ class SweepReport:
         return out / REPORT_NAME
 
 
-def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[Path], str],
+def sweep(archive: Path, out: Path, settings_digest: str, sources: list[str], track_name: Callable[[Path], str],
           process: Callable[[Path, Path], Path], concurrency: int = 1,
           on_outcome: Callable[[SweepReport], None] | None = None) -> SweepReport:
-    """Walk ``archive`` and call ``process(path, stem folder)`` for every file not up to date, up to
-    ``concurrency`` files at once (threads running in copies of this thread's context).
+    """Walk ``archive`` and call ``process(path, stem folder)`` for every file not up to date (same
+    input, settings and requested ``sources``), up to ``concurrency`` files at once (threads running
+    in copies of this thread's context).
 
     A failure of one file is recorded with its cause and the sweep goes on; ``on_outcome`` gets the
     report after each file. The report's lists are in the walk's order.
@@ -121,7 +129,7 @@ def sweep(archive: Path, out: Path, settings_digest: str, track_name: Callable[[
                 raise LayoutError(f"its stem folder {folder} resolves to {real(folder)}, inside the archive "
                                   f"{archive} (a symbolic link under the output folder); the archive is only read")
             folder = folder_for_input(folder.parent, folder.name, path.absolute())
-            if up_to_date(folder, sha256_file(path), settings_digest):
+            if up_to_date(folder, sha256_file(path), settings_digest, sources):
                 report.skipped.append({"path": rel, "reason": "stems up to date", "stems": str(folder)})
                 continue
             work.append((rel, path, folder))

@@ -181,6 +181,9 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
     out = out.resolve()
     separator = separator_for(settings)
     plan = separator.plan(path, sources)
+    sources = plan.sources
+    if plan.detected is not None:
+        logger.info("%s: detected %s", plan.path, ", ".join(f"{n} (p {p:.2f})" for n, p in plan.detected.items()))
     logger.info("%s: %.1f s, %d Hz, %d channel(s); separating %s in %d chunk(s) with %s", plan.path,
                 plan.duration, plan.info.sample_rate, plan.info.channels, ", ".join(sources), len(plan.chunks),
                 ", ".join(separator.models.describe()["taggers"]))

@@ -155,8 +155,8 @@ class NMFPrior(Prior):
         """Share components competitively by how each one is tagged, then by where it sits.
 
         Tags: ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block
-        b; the rest row is ``settings.rest_logit`` (default 0), so a component that sounds less like
-        every source than an average component (in an average block) goes mostly to the residual.
+        b; the rest row is ``settings.rest_logit`` (default −2), so a component that sounds much less like
+        every steered source than an average component (in an average block) goes mostly to the residual.
         Then the spatial refinement (:func:`.panning.refine_by_direction`, ``spatial_*`` settings)
         pulls each source's components towards one direction. The gates become time-varying with
         as many blocks as the scorer returns. ``bias[s]`` is added to source s's tag logits.
