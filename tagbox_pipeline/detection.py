@@ -18,6 +18,7 @@ from .audio_io import SampleReader
 from .chunking import Chunk
 from .config import Settings
 from .errors import UserError
+from .objective import SourceTags
 from .rivals import candidates_for, heard
 from .taggers.base import Tagger
 
@@ -33,10 +34,11 @@ def detect_sources(reader: SampleReader, chunks: Sequence[Chunk], sample_rate: i
         UserError: when no candidate reaches the threshold (the caller names the file).
     """
     names = candidates_for([], settings.rivals.candidates, taggers, only)
+    tags = SourceTags.build(names, taggers, only)
     evidence: dict[str, float] = {}
     for chunk in chunks:
         mono = torch.from_numpy(reader.read(chunk.read_start, chunk.read_stop)).mean(dim=0)
-        for p, name in heard(mono, sample_rate, names, taggers, only):
+        for p, name in heard(mono, sample_rate, names, taggers, tags):
             evidence[name] = max(p, evidence.get(name, 0.0))
     ranked = sorted(((p, name) for name, p in evidence.items()), reverse=True)
     found = {name: round(p, 4) for p, name in ranked if p >= settings.detection.threshold}

@@ -37,19 +37,17 @@ def candidates_for(requested: list[str], candidates: list[str], taggers: list[Ta
             if tags and not tags & claimed and name not in requested]
 
 
-def heard(mono: torch.Tensor, sample_rate: int, names: list[str], taggers: list[Tagger],
-          only: dict[str, set[str]], skip: list[str] | None = None) -> list[tuple[float, str]]:
+def heard(mono: torch.Tensor, sample_rate: int, names: list[str], taggers: list[Tagger], tags: SourceTags
+          ) -> list[tuple[float, str]]:
     """(p(instrument | mixture), name) of every one of ``names``, most probable first.
 
     Args:
         mono: a mixture ``[samples]`` at ``sample_rate`` Hz.
-        skip: sources scored beside ``names`` (a requested source without a tag is scored as what
-            the named ones leave) but not returned.
+        tags: built for ``[*skipped, *names]``: the skipped sources in front (a requested source
+            without a tag is scored as what the named ones leave) are scored but not returned.
     """
-    skip = skip or []
-    tags = SourceTags.build([*skip, *names], taggers, only)
     with torch.no_grad():
-        p = source_probabilities(mono[None], sample_rate, taggers, tags)[0, 0, len(skip):]
+        p = source_probabilities(mono[None], sample_rate, taggers, tags)[0, 0, len(tags.sources) - len(names):]
     return sorted(((float(v), n) for n, v in zip(names, p)), reverse=True)
 
 
@@ -75,6 +73,6 @@ def find_rivals(mono: torch.Tensor, sample_rate: int, requested: list[str], tagg
     unnamed = not any(any(per) for per in tags.indices[:len(requested)])
     if len(requested) > settings.max_requested and not unnamed:
         return {}
-    ranked = heard(mono, sample_rate, names, taggers, only, skip=requested)[:settings.max_count]
+    ranked = heard(mono, sample_rate, names, taggers, tags)[:settings.max_count]
     keep = settings.unnamed_min if unnamed else 0
     return {name: round(prob, 4) for i, (prob, name) in enumerate(ranked) if prob >= settings.threshold or i < keep}

@@ -51,6 +51,11 @@ class TrackPlan:
         return self.info.duration
 
 
+def evidence_text(detected: dict[str, float]) -> str:
+    """A plan's ``detected`` for logs and the CLI: ``{"drums": 0.93}`` -> ``"drums (p 0.93)"``."""
+    return ", ".join(f"{name} (p {p:.2f})" for name, p in detected.items())
+
+
 def validate_sources(sources: list[str]) -> list[str]:
     """Check source names against the tag vocabulary (unknown or path-like names raise UserError).
 

@@ -30,7 +30,7 @@ def main() -> None:
     settings = offline_settings({"detection.threshold": 0.0, "detection.max_sources": 64})
     separator = Separator(settings)
     taggers, only = separator.models.taggers, separator.models.only
-    default, max_sources = offline_settings().detection.threshold, offline_settings().detection.max_sources
+    defaults = offline_settings().detection
     rows, lines, unnamable = [], [], set()
     evidence: dict[tuple[str, str], dict[str, float]] = {}
     truth: dict[str, list[str]] = {}
@@ -52,13 +52,13 @@ def main() -> None:
     for threshold in THRESHOLDS:
         hits = detected = found = wanted = 0
         for (variant, clip_id), scores in evidence.items():
-            chosen = [c for c, p in scores.items() if p >= threshold][:max_sources]
+            chosen = [c for c, p in scores.items() if p >= threshold][:defaults.max_sources]
             sources = [s for s in truth[clip_id] if s not in unnamable]
             detected += len(chosen)
             hits += sum(any(right(c, s) for s in sources) for c in chosen)
             wanted += len(sources)
             found += sum(any(right(c, s) for c in chosen) for s in sources)
-        rows.append([f"{threshold:.1f}" + (" (default)" if threshold == default else ""),
+        rows.append([f"{threshold:.1f}" + (" (default)" if threshold == defaults.threshold else ""),
                      f"{hits}/{detected}", f"{hits / max(detected, 1):.2f}", f"{found}/{wanted}",
                      f"{found / max(wanted, 1):.2f}"])
     for (variant, clip_id), scores in evidence.items():

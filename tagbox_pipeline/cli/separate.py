@@ -22,7 +22,7 @@ from ..config import Settings
 from ..errors import UserError
 from ..layout import check_separate
 from ..stem_folders import folder_for_input
-from ..track_plan import TrackPlan, plan_track
+from ..track_plan import TrackPlan, evidence_text, plan_track
 from .options import add_settings_options, checked_sources, settings_from_args
 
 if TYPE_CHECKING:
@@ -76,8 +76,7 @@ def _resolved(separator: Separator, plans: list[TrackPlan], failures: dict[Path,
             failures[plan.path] = exc.cause
             continue
         if plan.detected is not None:
-            found = ", ".join(f"{name} (p {p:.2f})" for name, p in plan.detected.items())
-            print(f"{plan.path}: detected {found}", file=sys.stderr)
+            print(f"{plan.path}: detected {evidence_text(plan.detected)}", file=sys.stderr)
         resolved.append(plan)
     return resolved
 

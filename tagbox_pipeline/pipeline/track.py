@@ -35,7 +35,7 @@ from ..publish import publish_track
 from ..separation import Separator
 from ..stem_folders import choose_folder
 from ..steering import ChunkResult
-from ..track_plan import TrackPlan
+from ..track_plan import TrackPlan, evidence_text
 from .artifacts import ChunkProgress, publish_stems, publish_summary
 from .ledger import current_owner, owner_alive
 from .lineage import record_lineage
@@ -183,7 +183,7 @@ def run_track(path: Path, out: Path, sources: list[str], settings: Settings, fol
     plan = separator.plan(path, sources)
     sources = plan.sources
     if plan.detected is not None:
-        logger.info("%s: detected %s", plan.path, ", ".join(f"{n} (p {p:.2f})" for n, p in plan.detected.items()))
+        logger.info("%s: detected %s", plan.path, evidence_text(plan.detected))
     logger.info("%s: %.1f s, %d Hz, %d channel(s); separating %s in %d chunk(s) with %s", plan.path,
                 plan.duration, plan.info.sample_rate, plan.info.channels, ", ".join(sources), len(plan.chunks),
                 ", ".join(separator.models.describe()["taggers"]))
