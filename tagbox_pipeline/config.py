@@ -51,6 +51,10 @@ class NMFSettings(Section):
                                                 "sounds much less like any steered source (requested or rival) "
                                                 "than an average component; 0 sends more doubt to the residual "
                                                 "(see bench/results/quality.md)")
+    evidence: Literal["isolated", "occlusion", "both"] = Field(
+        "isolated", description="how the warm start hears a component: 'isolated' (each component tagged alone), "
+                                "'occlusion' (the mixture tagged without it: what the taggers miss when it is "
+                                "gone), 'both' (their logits added; twice the tagging; see bench/results/ablation.md)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     block_seconds: float = Field(5.0, ge=0,
                                  description="time-block length of the gates in s (0: one gate per component)")

@@ -151,3 +151,20 @@ def test_stereo_false_factorises_the_downmix_and_masks_every_channel_alike(clip)
     assert masks["mono"].shape[1] == 1 and masks["stereo"].shape[1] == 2
     # flute and guitar on opposite sides: the stereo factorisation gives the two channels different masks
     assert (masks["stereo"][:, 0] - masks["stereo"][:, 1]).abs().mean() > 0.01
+
+
+@pytest.mark.parametrize("evidence", ["isolated", "occlusion", "both"])
+def test_every_kind_of_tag_evidence_moves_the_low_end_into_the_low_stem(clip, evidence):
+    """Scored as low band / the rest, each evidence (components tagged alone, the mixture tagged without
+    each of them, or both) gives the 'low' stem a much larger low-band share than the mixture and the
+    'rest' stem a smaller one."""
+    prior = NMFPrior(load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40,
+                                              "nmf.evidence": evidence}).nmf)
+    low = get_tagger("spectral", "cpu")
+    share = lambda audio: float(low.taggram(audio[None], RATE).mean())
+    state = prior.fit(clip["mixture"], RATE, 2, seed=0)
+    prior.warm_start(state, _low_or_not)
+    stems = prior.stems(state).mean(1)
+    mixture = share(clip["mixture"].mean(0))
+    assert share(stems[0]) > mixture + 0.1 and share(stems[1]) < mixture - 0.05, (share(stems[0]), mixture,
+                                                                                  share(stems[1]))

@@ -3,7 +3,8 @@
 Each variant is a set of settings overrides on top of the offline default, scored on ``studio × all``,
 ``mono × all`` and ``studio × single`` (see :mod:`.quality`), split into tune and confirm clips; a
 variant that only wins where it was tuned shows up as such. A variant whose weights are not
-installed is listed as not run.
+installed is listed as not run. The table is rewritten after every variant (those still to come are
+listed as not run yet), so a run cut short keeps what it measured; variants run cheapest first.
 """
 
 from __future__ import annotations
@@ -22,30 +23,48 @@ CELLS = [("studio", "all"), ("mono", "all"), ("studio", "single")]
 #: variant name -> settings overrides (dotted keys, as on the command line)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
-    "no spatial refinement (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
-    "without MTT_vgg": {"taggers": ["MTT_musicnn", "spectral"]},
+    "occlusion evidence (nmf.evidence = occlusion)": {"nmf.evidence": "occlusion"},
+    "isolated + occlusion evidence (nmf.evidence = both)": {"nmf.evidence": "both"},
     "rest_logit 0 (the default before 2026-12-02)": {"nmf.rest_logit": 0.0},
     "softer rivals (rivals.logit_offset = 0)": {"rivals.logit_offset": 0.0},
     "sharper share-out (nmf.temperature = 0.25)": {"nmf.temperature": 0.25},
+    "without MTT_vgg": {"taggers": ["MTT_musicnn", "spectral"]},
+    "no spatial refinement (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
+    "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
     "3 s gate blocks": {"nmf.block_seconds": 3.0},
     "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
-    "64 components": {"nmf.components": 64},
     "3 gradient steps": {"steps": 3},
+    "64 components": {"nmf.components": 64},
     "10 gradient steps at lr 0.5": {"steps": 10, "nmf.learning_rate": 0.5},
 }
 
 
+def render(rows: list[list[str]], failures: list[str], pending: list[str]) -> str:
+    """The ablation table of the variants measured so far; ``pending`` are listed as not run yet."""
+    header = ["variant"] + [f"{v} × {m} {part}" for v, m in CELLS for part in ("mean", "tune-5", "confirm-3")]
+    return "\n\n".join([
+        "# Ablation: engine variants on the studio and mono cells (offline default + overrides)",
+        f"Machine: {machine_line()}. The CPU may be shared with other jobs: real-time factors are upper bounds.",
+        f"Tune clips: {', '.join(TUNE)}; confirm clips: {', '.join(CONFIRM)}. Mean SI-SDRi of the mono sum (dB); "
+        "RTF = seconds per requested source per second of audio, in the last cell.",
+        table([*header, "RTF/source"], rows),
+        "## Requests a variant could not separate\n\n" + ("\n".join(failures) or "- none"),
+        "## Not run yet\n\n" + ("\n".join(f"- {name}" for name in pending) or "- none"),
+    ]) + "\n"
+
+
 def main() -> None:
-    """Score every variant on :data:`CELLS` and write the ablation table."""
+    """Score every variant on :data:`CELLS`, rewriting the ablation table after each one."""
     torch.set_num_threads(THREADS)
     clips = variant_clips(load_clips(ids=TUNE + CONFIRM))
-    rows, failures = [], []
-    for name, overrides in VARIANTS.items():
+    rows: list[list[str]] = []
+    failures: list[str] = []
+    names = list(VARIANTS)
+    for done, name in enumerate(names, start=1):
         row = [name]
         for variant, mode in CELLS:
             try:
-                run, rtf = run_engine(clips[variant], offline_settings(overrides), mode)
+                run, rtf = run_engine(clips[variant], offline_settings(VARIANTS[name]), mode)
             except UserError as exc:  # e.g. a tagger's weights are not installed here
                 failures.append(f"- {name}: not run: {exc}")
                 break
@@ -53,13 +72,4 @@ def main() -> None:
             failures += [f"- {name}, {variant} × {mode}, {what}: {cause}" for what, cause in run.failures.items()]
         else:
             rows.append([*row, f"{rtf:.2f}"])
-    header = ["variant"] + [f"{v} × {m} {part}" for v, m in CELLS for part in ("mean", "tune-5", "confirm-3")]
-    text = "\n\n".join([
-        "# Ablation: engine variants on the studio and mono cells (offline default + overrides)",
-        f"Machine: {machine_line()}. The CPU may be shared with other jobs: real-time factors are upper bounds.",
-        f"Tune clips: {', '.join(TUNE)}; confirm clips: {', '.join(CONFIRM)}. Mean SI-SDRi of the mono sum (dB); "
-        "RTF = seconds per requested source per second of audio, in the last cell.",
-        table([*header, "RTF/source"], rows),
-        "## Requests a variant could not separate\n\n" + ("\n".join(failures) or "- none"),
-    ]) + "\n"
-    write_result("ablation", text)
+        write_result("ablation", render(rows, failures, names[done:]))

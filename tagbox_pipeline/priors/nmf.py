@@ -154,25 +154,54 @@ class NMFPrior(Prior):
     def warm_start(self, state: NMFState, score: SourceScorer, bias: torch.Tensor | None = None) -> None:
         """Share components competitively by how each one is tagged, then by where it sits.
 
-        Tags: ``g[s, k, b] = (log p_kb(s) − log mean_jc p_jc(s)) / T`` for component k in time block
-        b; the rest row is ``settings.rest_logit`` (default −2), so a component that sounds much less like
-        every steered source than an average component (in an average block) goes mostly to the residual.
-        Then the spatial refinement (:func:`.panning.refine_by_direction`, ``spatial_*`` settings)
-        pulls each source's components towards one direction. The gates become time-varying with
-        as many blocks as the scorer returns. ``bias[s]`` is added to source s's tag logits.
+        The tag logits ``g[s, k, b]`` of component k in time block b come from
+        :meth:`tag_evidence`; the rest row is ``settings.rest_logit`` (default −2), so a component
+        that sounds much less like every steered source than an average component (in an average
+        block) goes mostly to the residual. Then the spatial refinement
+        (:func:`.panning.refine_by_direction`, ``spatial_*`` settings) pulls each source's components
+        towards one direction. The gates become time-varying with as many blocks as the scorer
+        returns. ``bias[s]`` is added to source s's tag logits.
         """
         s = self.settings
         with torch.no_grad():
-            log_p = score(self.components(state))  # [K, blocks, S]
-            count = torch.tensor(float(log_p.shape[0] * log_p.shape[1]))
-            relative = log_p - torch.logsumexp(log_p.flatten(0, 1), dim=0) + torch.log(count)
-            logits = torch.full((state.logits.shape[0], *log_p.shape[:2]), s.rest_logit, device=log_p.device)
-            logits[:-1] = relative.permute(2, 0, 1) / s.temperature
+            evidence = self.tag_evidence(state, score)  # [K, blocks, S]
+            logits = torch.full((state.logits.shape[0], *evidence.shape[:2]), s.rest_logit, device=evidence.device)
+            logits[:-1] = evidence.permute(2, 0, 1)
             if bias is not None:
                 logits[:-1] += bias.to(logits.device)[:, None, None]
             logits = refine_by_direction(logits, directions(state.factors.gains), self.energies(state),
                                          s.spatial_weight, s.spatial_min_spread_degrees, s.spatial_rounds)
             state.logits = logits.requires_grad_(True)
+
+    def tag_evidence(self, state: NMFState, score: SourceScorer) -> torch.Tensor:
+        """How much each component sounds like each source, as share-out logits ``[K, blocks, S]``.
+
+        ``isolated`` (``settings.evidence``): component k is tagged alone,
+        ``(log p_kb(s) − log mean_jc p_jc(s)) / T`` (T = ``temperature``). ``occlusion``: the
+        mixture is tagged without component k, and the drop ``log p_b(s | mix) − log p_b(s | mix − k)``
+        is standardised per source over components and blocks (a tagger hears a component in the
+        context it was trained on, but a source spread over many components barely misses one).
+        ``both``: the sum, from one scoring pass of 2K + 1 rows.
+        """
+        s = self.settings
+        parts = self.components(state)  # [K, samples]
+        k = len(parts)
+        rows = []
+        if s.evidence != "occlusion":
+            rows.append(parts)
+        if s.evidence != "isolated":
+            mixture = parts.sum(dim=0, keepdim=True)
+            rows += [mixture, mixture - parts]
+        log_p = score(torch.cat(rows))  # [rows, blocks, S]
+        evidence = torch.zeros_like(log_p[:k])
+        if s.evidence != "occlusion":
+            isolated = log_p[:k]
+            count = torch.tensor(float(isolated.shape[0] * isolated.shape[1]))
+            evidence += (isolated - torch.logsumexp(isolated.flatten(0, 1), dim=0) + torch.log(count)) / s.temperature
+        if s.evidence != "isolated":
+            drop = log_p[-k - 1:-k] - log_p[-k:]
+            evidence += (drop - drop.mean(dim=(0, 1))) / drop.std(dim=(0, 1)).clamp_min(_EPS)
+        return evidence
 
     def parameters(self, state: NMFState) -> list[torch.Tensor]:
         return [state.logits]
