@@ -1,11 +1,13 @@
 """Our Jukebox 5b VQ-VAE against goldens made by OpenAI's own code with an official-format random checkpoint.
 
-The goldens were produced on this CPU with torch's default of 2 threads; oneDNN's float32 convolutions
-round differently with 1 thread (≈1e-7 on latents), which flips 6 of 10,752 codes whose two nearest
-codebook entries are within ≈2e-6 in squared distance (checked: the golden latents through our
-quantiser give the golden codes exactly). So the encoding test runs with 2 threads, like the goldens.
+Latents match the goldens to 1e-5; codes match exactly except where a frame's two nearest codebook
+entries are a float32 tie. The quantiser's distance ``‖x‖² − 2 x·k + ‖k‖²`` cancels terms of about 2
+down to about 0.003, so it is only good to a few float32 steps of ``‖x‖² + ‖k‖²``; convolution kernels
+that round differently (1 thread vs 2, or an AMD EPYC with AVX2 against the goldens' CPU) move a
+latent by ≈3e-7 and flip up to 9 of 10,752 codes whose distances are within ≈1.5e-6 (seen on CI).
+So the encoding test accepts a differing code only when it is such a tie, measured in float64,
+and the golden latents through our quantiser must give the golden codes exactly.
 """
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +20,7 @@ from tagbox_pipeline.priors.jukebox import load_vqvae
 from tagbox_pipeline.priors.jukebox.quantiser import nearest_codes, straight_through
 
 LEVELS = [0, 1, 2]
+TIE_STEPS = 8  # float32 steps of ‖x‖² + ‖k‖² within which two codebook distances are a tie
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +39,8 @@ def vqvae(reference: Path):
     return load_vqvae(reference / "vqvae_random_5b.pth.tar")
 
 
-@pytest.fixture()
-def two_threads():
-    """The thread count the goldens were made with (see module docstring)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("level", LEVELS)
-def test_encoding_reproduces_golden_codes_and_latents(vqvae, goldens, level: int, two_threads) -> None:
+def test_encoding_reproduces_golden_codes_and_latents(vqvae, goldens, level: int) -> None:
     audio = torch.from_numpy(goldens["x"])[:, :, 0]
     with torch.no_grad():
         latents = vqvae.latents(audio, level)
@@ -54,9 +48,17 @@ def test_encoding_reproduces_golden_codes_and_latents(vqvae, goldens, level: int
     assert vqvae.config.hop(level) == goldens["hop_lengths"][level]
     assert latents.shape == goldens[f"xs_{level}"].shape
     assert torch.allclose(latents, torch.from_numpy(goldens[f"xs_{level}"]), rtol=0, atol=1e-5)
-    golden_codes = goldens[f"zs_{level}"]
-    flipped = np.flatnonzero(codes.numpy() != golden_codes)
-    assert flipped.size == 0, f"level {level}: {flipped.size} codes differ, first frames {flipped[:5]}"
+    golden_codes = torch.from_numpy(goldens[f"zs_{level}"])
+    flipped = torch.nonzero(codes != golden_codes).tolist()
+    assert len(flipped) <= codes.numel() // 100, f"level {level}: {len(flipped)} of {codes.numel()} codes differ"
+    codebook = vqvae.codebook(level).double()
+    for batch, frame in flipped:
+        frame_latent = latents[batch, :, frame].double()
+        ours, golden = codebook[codes[batch, frame]], codebook[golden_codes[batch, frame]]
+        gap = abs(((frame_latent - ours) ** 2).sum() - ((frame_latent - golden) ** 2).sum()).item()
+        tie = TIE_STEPS * torch.finfo(torch.float32).eps * (frame_latent @ frame_latent + ours @ ours).item()
+        assert gap <= tie, f"level {level} frame {frame}: code {codes[batch, frame]} is {gap:.1e} nearer " \
+                           f"than the golden {golden_codes[batch, frame]}, more than a float32 tie ({tie:.1e})"
 
 
 @pytest.mark.parametrize("level", LEVELS)
