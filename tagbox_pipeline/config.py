@@ -55,6 +55,9 @@ class NMFSettings(Section):
         "isolated", description="how the warm start hears a component: 'isolated' (each component tagged alone), "
                                 "'occlusion' (the mixture tagged without it: what the taggers miss when it is "
                                 "gone), 'both' (their logits added; twice the tagging; see bench/results/ablation.md)")
+    quiet_share: float = Field(0.0, ge=0, lt=1, description="in each tagger window, the quietest components that "
+                                                            "together hold less than this share of its energy are "
+                                                            "not tagged alone (neutral evidence; 0: all are)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     block_seconds: float = Field(5.0, ge=0,
                                  description="time-block length of the gates in s (0: one gate per component)")

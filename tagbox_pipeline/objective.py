@@ -58,7 +58,7 @@ class SourceTags:
 
 
 def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger],
-                         source_tags: SourceTags, blocks: int = 1) -> torch.Tensor:
+                         source_tags: SourceTags, blocks: int = 1, skip: float = 0.0) -> torch.Tensor:
     """p(source | audio) per time block for a batch ``[B, samples]`` -> ``[B, blocks, S]``.
 
     The batch is resampled to the taggers' 16 kHz once. Taggers that score none of the requested
@@ -66,9 +66,14 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
     of the source's tags in each analysis window, its windows stretched evenly over ``blocks`` equal
     time blocks (linear interpolation; one block = the mean over windows); then the mean over the
     taggers that have tags for the source.
+
+    Args:
+        skip: the rows are parts of one mixture: a tagger may leave out, in each window, the quietest
+            parts holding less than this share of its energy (:meth:`Tagger.tag`); such a window
+            gets the tagger's mean over the windows it tagged, so it leans towards no source.
     """
     audio = to_tagger_rate(audio, sample_rate)
-    taggrams = [tagger.tag(audio) if source_tags.uses(t) else None  # [B, windows, tags]
+    taggrams = [_fill_untagged(tagger.tag(audio, skip)) if source_tags.uses(t) else None  # [B, windows, tags]
                 for t, tagger in enumerate(taggers)]
     columns: list[torch.Tensor | None] = []
     for per_tagger in source_tags.indices:
@@ -76,6 +81,14 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
         columns.append(torch.stack(parts, dim=0).mean(dim=0) if parts else None)
     named = torch.stack([c for c in columns if c is not None], dim=0).mean(dim=0)
     return torch.stack([1 - named if c is None else c for c in columns], dim=2)
+
+
+def _fill_untagged(taggram: torch.Tensor) -> torch.Tensor:
+    """``[B, windows, tags]`` with every untagged (NaN) window set to the mean of the tagged ones."""
+    untagged = taggram.isnan()
+    if not untagged.any():
+        return taggram
+    return torch.where(untagged, taggram.nanmean(dim=(0, 1), keepdim=True), taggram)
 
 
 def _to_blocks(per_window: torch.Tensor, blocks: int) -> torch.Tensor:

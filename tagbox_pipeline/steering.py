@@ -173,8 +173,8 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     blocks = prior.score_blocks(mix.shape[-1] / sample_rate)
     state = prior.fit(mix, sample_rate, len(steered), seed)
     bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
-    prior.warm_start(state, lambda audio: torch.log(
-        source_probabilities(audio, sample_rate, taggers, source_tags, blocks).clamp_min(1e-6)), bias)
+    prior.warm_start(state, lambda audio, skip: torch.log(
+        source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias)
     step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags)
     for _ in range(settings.steps):
         step()

@@ -95,7 +95,7 @@ def test_warm_start_by_low_band_share_moves_the_low_end_into_the_stem(clip, prio
     """
     low = get_tagger("spectral", "cpu")
     state = prior.fit(clip["mixture"], RATE, 1, seed=0)
-    prior.warm_start(state, lambda audio: torch.log(low.taggram(audio, RATE).mean(1, keepdim=True)
+    prior.warm_start(state, lambda audio, skip: torch.log(low.taggram(audio, RATE).mean(1, keepdim=True)
                                                     .clamp_min(1e-6)))
     stem = prior.stems(state)[0].mean(0)
     share = lambda audio: float(low.taggram(audio[None], RATE).mean())
@@ -117,8 +117,8 @@ def test_gradient_steps_raise_the_tag_probability(clip, prior):
     assert float(p().detach()) > before + 0.05
 
 
-def _low_or_not(audio: torch.Tensor) -> torch.Tensor:
-    """Two "sources" scored by the weight-free low-band share: low, and the rest of the spectrum."""
+def _low_or_not(audio: torch.Tensor, skip: float = 0.0) -> torch.Tensor:
+    """Two "sources" scored by the weight-free low-band share: low, and the rest (it tags every part: no skip)."""
     low = get_tagger("spectral", "cpu").taggram(audio, RATE).mean(1, keepdim=True)  # [B, 1, 1]
     return torch.log(torch.cat([low, 1 - low], dim=2).clamp_min(1e-6))
 

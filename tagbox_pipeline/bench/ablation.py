@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
     "3 s gate blocks": {"nmf.block_seconds": 3.0},
     "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
+    "quiet components untagged (nmf.quiet_share = 0.01)": {"nmf.quiet_share": 0.01},
     "1 gradient step": {"steps": 1},
     "3 gradient steps": {"steps": 3},
     "64 components": {"nmf.components": 64},

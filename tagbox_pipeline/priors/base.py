@@ -15,7 +15,9 @@ import torch
 #: Scores a batch of mono estimates ``[B, samples]`` at the chunk's rate and returns, per estimate and
 #: time block, the log-probability of each requested source ``[B, blocks, n_sources]`` (no gradient
 #: needed for warm starts). The number of blocks is the scorer's choice (equal blocks over the chunk).
-SourceScorer = Callable[[torch.Tensor], torch.Tensor]
+#: The second argument, ``skip`` (0 for all), says the batch is parts of one mixture and lets the
+#: taggers leave out the quietest parts of each window (see :func:`..objective.source_probabilities`).
+SourceScorer = Callable[[torch.Tensor, float], torch.Tensor]
 
 
 class Prior(ABC):

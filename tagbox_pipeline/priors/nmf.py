@@ -181,25 +181,20 @@ class NMFPrior(Prior):
         mixture is tagged without component k, and the drop ``log p_b(s | mix) − log p_b(s | mix − k)``
         is standardised per source over components and blocks (a tagger hears a component in the
         context it was trained on, but a source spread over many components barely misses one).
-        ``both``: the sum, from one scoring pass of 2K + 1 rows.
+        ``both``: the sum. In each tagger window, the quietest components holding less than
+        ``quiet_share`` of its energy are not tagged alone (neutral evidence there).
         """
         s = self.settings
         parts = self.components(state)  # [K, samples]
-        k = len(parts)
-        rows = []
+        evidence = 0
         if s.evidence != "occlusion":
-            rows.append(parts)
-        if s.evidence != "isolated":
-            mixture = parts.sum(dim=0, keepdim=True)
-            rows += [mixture, mixture - parts]
-        log_p = score(torch.cat(rows))  # [rows, blocks, S]
-        evidence = torch.zeros_like(log_p[:k])
-        if s.evidence != "occlusion":
-            isolated = log_p[:k]
+            isolated = score(parts, s.quiet_share)  # [K, blocks, S]
             count = torch.tensor(float(isolated.shape[0] * isolated.shape[1]))
             evidence += (isolated - torch.logsumexp(isolated.flatten(0, 1), dim=0) + torch.log(count)) / s.temperature
         if s.evidence != "isolated":
-            drop = log_p[-k - 1:-k] - log_p[-k:]
+            mixture = parts.sum(dim=0, keepdim=True)
+            log_p = score(torch.cat([mixture, mixture - parts]), 0.0)
+            drop = log_p[:1] - log_p[1:]
             evidence += (drop - drop.mean(dim=(0, 1))) / drop.std(dim=(0, 1)).clamp_min(_EPS)
         return evidence
 

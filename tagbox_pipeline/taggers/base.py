@@ -78,6 +78,16 @@ class Tagger(torch.nn.Module, ABC):
             ``[batch, windows, n_tags]`` sigmoid probabilities, one row per analysis window.
         """
 
+    def loud_windows(self, audio: torch.Tensor, skip: float) -> torch.Tensor | None:
+        """Which analysis windows of the rows of ``audio`` (16 kHz) are worth tagging, ``[batch, windows]``
+        bool, when the rows are parts of one mixture (see :meth:`tag`); ``None``: this tagger tags every
+        window (the default; a tagger that can leave windows out overrides this and :meth:`tag_loud`)."""
+        return None
+
+    def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for the windows where ``loud`` is true; NaN for the others."""
+        raise NotImplementedError(f"{self.name} tags every window")
+
     def windows_in(self, samples: int) -> int:
         """Analysis windows of one row of ``samples`` 16 kHz samples (default: back to back, a partial one counted)."""
         return max(1, math.ceil(samples / self.input_samples))
@@ -86,9 +96,19 @@ class Tagger(torch.nn.Module, ABC):
         """How many rows of ``samples`` 16 kHz samples one forward pass tags within :data:`ACTIVATION_BUDGET`."""
         return max(1, ACTIVATION_BUDGET // (self.windows_in(samples) * self.window_bytes))
 
-    def tag(self, audio: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` over ``[batch, samples]`` 16 kHz audio, in groups of :meth:`rows_per_pass` rows."""
+    def tag(self, audio: torch.Tensor, skip: float = 0.0) -> torch.Tensor:
+        """:meth:`forward` over ``[batch, samples]`` 16 kHz audio, in groups of :meth:`rows_per_pass` rows.
+
+        Args:
+            skip: when above 0, the rows are parts of one mixture (e.g. NMF components): in each
+                analysis window, the quietest rows that together hold less than this share of the
+                window's energy may be left untagged (NaN), by a tagger whose :meth:`loud_windows`
+                says so; the tag of a part that is hardly there is not worth its convolutions.
+        """
+        loud = self.loud_windows(audio, skip) if skip > 0 else None
         rows = self.rows_per_pass(audio.shape[-1])
+        if loud is not None:
+            return torch.cat([self.tag_loud(part, keep) for part, keep in zip(audio.split(rows), loud.split(rows))])
         if audio.shape[0] <= rows:
             return self(audio)
         return torch.cat([self(part) for part in audio.split(rows)])
@@ -96,3 +116,20 @@ class Tagger(torch.nn.Module, ABC):
     def taggram(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Resample ``[batch, samples]`` audio at ``sample_rate`` Hz to 16 kHz (differentiably) and tag it."""
         return self.tag(to_tagger_rate(audio, sample_rate))
+
+
+def quiet_rows(energies: torch.Tensor, share: float) -> torch.Tensor:
+    """In every column of ``energies`` ``[rows, windows]``, the quietest rows whose energies add up to
+    less than ``share`` of the column's total -> ``[rows, windows]`` bool (a silent column: none)."""
+    order = energies.argsort(dim=0)
+    quiet = energies.gather(0, order).cumsum(dim=0) < share * energies.sum(dim=0, keepdim=True)
+    return torch.zeros_like(quiet).scatter(0, order, quiet)
+
+
+def span_energies(audio: torch.Tensor, hop: int, length: int, count: int) -> torch.Tensor:
+    """Sum of squared samples of ``count`` spans of ``length`` samples every ``hop`` of ``[batch, n]``
+    audio (zero past its end) -> ``[batch, count]``."""
+    needed = (count - 1) * hop + length
+    padded = torch.nn.functional.pad(audio, (0, max(0, needed - audio.shape[-1])))
+    return padded.square().unfold(-1, length, hop)[:, :count].sum(dim=-1)
+

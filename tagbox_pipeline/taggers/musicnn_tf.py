@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import WeightsError
-from .base import Tagger
+from .base import Tagger, quiet_rows, span_energies
 from .musicnn_wheel import package_dir
 from .tf_bundle import read_bundle
 
@@ -262,9 +262,14 @@ class OriginalMusicnn(Tagger):
         frames = logmel.shape[1]
         if frames < WINDOW_FRAMES:
             logmel = F.pad(logmel, (0, 0, 0, WINDOW_FRAMES - frames))
-            frames = WINDOW_FRAMES
-        count = (frames - WINDOW_FRAMES) // WINDOW_FRAMES + 1
+        count = _window_count(frames)
         return logmel[:, : count * WINDOW_FRAMES].reshape(logmel.shape[0], count, WINDOW_FRAMES, N_MELS)
+
+    def loud_windows(self, audio: torch.Tensor, skip: float) -> torch.Tensor:
+        """Windows not among the quietest rows holding < ``skip`` of the window's energy (see
+        :meth:`Tagger.tag`); a window's energy is that of the samples its 187 frames centre on."""
+        count = _window_count(audio.shape[-1] // HOP + 1)
+        return ~quiet_rows(span_energies(audio, WINDOW_FRAMES * HOP, WINDOW_FRAMES * HOP, count), skip)
 
     def logits(self, logmel_windows: torch.Tensor) -> torch.Tensor:
         """Network only: ``[N, 187, 96]`` log-mel windows -> ``[N, 50]`` logits."""
@@ -274,6 +279,19 @@ class OriginalMusicnn(Tagger):
         chunks = self.windows(self.logmel(audio))
         batch, count = chunks.shape[:2]
         return torch.sigmoid(self.logits(chunks.flatten(0, 1))).reshape(batch, count, -1)
+
+    def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
+        """The network on the windows where ``loud`` ``[B, W]`` is true; NaN elsewhere."""
+        chunks = self.windows(self.logmel(audio))
+        tagged = chunks.new_full((*chunks.shape[:2], len(self.tags)), float("nan"))
+        if loud.any():
+            tagged[loud] = torch.sigmoid(self.logits(chunks[loud]))
+        return tagged
+
+
+def _window_count(frames: int) -> int:
+    """Windows of 187 frames (hop 187, tail dropped) in ``frames`` STFT frames; at least one."""
+    return max(1, frames // WINDOW_FRAMES)
 
 
 def load_original(name: str, device: str | torch.device = "cpu") -> OriginalMusicnn:
