@@ -84,6 +84,9 @@ class RivalSettings(Section):
     max_count: int = Field(4, ge=0, description="most rivals per chunk (the most probable first)")
     unnamed_min: int = Field(1, ge=0, description="rivals kept, heard or not, when no requested source has a tag "
                                                   "(each is scored as what the named ones leave)")
+    in_loss: bool = Field(True, description="gradient steps (steps > 0, two-sided loss) score the rivals' "
+                                            "estimates too; false: only the requested sources (the rivals move "
+                                            "through the competition; a step costs a fraction)")
     logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
                                                  "rival takes only the components clearly its own")
 

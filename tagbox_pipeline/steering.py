@@ -110,22 +110,25 @@ def load_models(settings: Settings, device: str = "cpu") -> Models:
 
 
 def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int, taggers: list[Tagger],
-                  source_tags: SourceTags) -> Callable[[], None]:
+                  source_tags: SourceTags, scored: int | None = None) -> Callable[[], None]:
     """One Adam step on the prior's parameters per call: the body of the steering loop.
 
     Args:
         state: the prior's fitted (and warm-started) state of the chunk.
         mono: the chunk's mono downmix ``[samples]`` at ``sample_rate`` Hz (the complement of each
             estimate is ``mono - estimate`` for the two-sided loss).
+        scored: how many of the leading sources the two-sided loss scores (default: all); the others
+            (rivals) still move, through their competition with the scored ones.
     """
     optimiser = torch.optim.Adam(prior.parameters(state), lr=prior.learning_rate)
-    diagonal = torch.arange(len(source_tags.sources))
+    diagonal = torch.arange(len(source_tags.sources) if scored is None else scored)
 
     def step() -> None:
         estimates = prior.estimates(state)
         if prior.loss == "multi-hot":
             loss = multi_hot_bce(estimates, sample_rate, taggers, source_tags)
         else:
+            estimates = estimates[:len(diagonal)]
             probs = source_probabilities(torch.cat([estimates, mono - estimates]), sample_rate, taggers,
                                          source_tags)[:, 0]
             loss = two_sided_loss(probs[diagonal, diagonal], probs[len(diagonal) + diagonal, diagonal])
@@ -175,7 +178,8 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
     prior.warm_start(state, lambda audio, skip: torch.log(
         source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias)
-    step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags)
+    scored = None if settings.rivals.in_loss else len(sources)
+    step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags, scored)
     for _ in range(settings.steps):
         step()
     diagonal = torch.arange(len(sources))

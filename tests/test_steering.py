@@ -127,6 +127,17 @@ def test_one_requested_source_competes_against_the_rivals_heard_and_only_it_is_r
     assert run(clip, ["piano", "drums"], settings, models).report["drums"]["rivals"] == {}, "two sources: no rivals"
 
 
+def test_steps_that_score_only_the_request_raise_its_tag_and_move_its_rivals_too(clip, settings, models):
+    """``rivals.in_loss = false``: the loss scores the requested source alone, and the steps still pay off."""
+    lean = settings.model_copy(update={"steps": 2, "rivals": settings.rivals.model_copy(update={"in_loss": False})})
+    warm, stepped = run(clip, ["drums"], settings, models), run(clip, ["drums"], lean, models)
+    assert stepped.report["drums"]["rivals"], "the chunk has rivals: the test needs them"
+    assert stepped.report["drums"]["p_tag"] > warm.report["drums"]["p_tag"] + 0.01
+    full = run(clip, ["drums"], lean.model_copy(update={"rivals": lean.rivals.model_copy(update={"in_loss": True})}),
+               models)
+    assert not torch.equal(stepped.stems, full.stems), "scoring the rivals too is another loss"
+
+
 def test_an_instrument_sharing_a_tag_with_the_request_is_never_its_rival(models):
     from tagbox_pipeline.rivals import candidates_for
 

@@ -35,6 +35,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
     "quiet components untagged (nmf.quiet_share = 0.01)": {"nmf.quiet_share": 0.01},
     "1 gradient step": {"steps": 1},
+    "quiet components untagged, 1 gradient step scoring only the request (nmf.quiet_share = 0.01, steps = 1, "
+    "rivals.in_loss = false)": {"nmf.quiet_share": 0.01, "steps": 1, "rivals.in_loss": False},
     "3 gradient steps": {"steps": 3},
     "64 components": {"nmf.components": 64},
     "10 gradient steps at lr 0.5": {"steps": 10, "nmf.learning_rate": 0.5},
