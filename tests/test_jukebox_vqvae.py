@@ -8,6 +8,7 @@ latent by â‰ˆ3e-7 and flip up to 9 of 10,752 codes whose distances are within â‰
 So the encoding test accepts a differing code only when it is such a tie, measured in float64,
 and the golden latents through our quantiser must give the golden codes exactly.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

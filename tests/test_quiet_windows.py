@@ -52,7 +52,7 @@ def test_only_the_quietest_parts_of_each_window_go_untagged(components, musicnn)
     # the windows it did tag carry the same tags as when everything is tagged (other batch, same network)
     assert torch.allclose(skipping[~untagged], everything[~untagged], atol=1e-5)
     # what it left out holds less than SHARE of each window's energy, and is the quietest there
-    energy = span_energies(components, WINDOW, WINDOW, untagged.shape[1])
+    energy = span_energies(components, WINDOW, untagged.shape[1])
     left_out = (energy * untagged).sum(dim=0)
     assert (left_out < SHARE * energy.sum(dim=0)).all()
     loudest_skipped = torch.where(untagged, energy, torch.zeros_like(energy)).amax(dim=0)

@@ -126,10 +126,8 @@ def quiet_rows(energies: torch.Tensor, share: float) -> torch.Tensor:
     return torch.zeros_like(quiet).scatter(0, order, quiet)
 
 
-def span_energies(audio: torch.Tensor, hop: int, length: int, count: int) -> torch.Tensor:
-    """Sum of squared samples of ``count`` spans of ``length`` samples every ``hop`` of ``[batch, n]``
-    audio (zero past its end) -> ``[batch, count]``."""
-    needed = (count - 1) * hop + length
-    padded = torch.nn.functional.pad(audio, (0, max(0, needed - audio.shape[-1])))
-    return padded.square().unfold(-1, length, hop)[:, :count].sum(dim=-1)
-
+def span_energies(audio: torch.Tensor, length: int, count: int) -> torch.Tensor:
+    """Sum of squared samples of the first ``count`` back-to-back spans of ``length`` samples of
+    ``[batch, n]`` audio (zero past its end) -> ``[batch, count]``."""
+    padded = torch.nn.functional.pad(audio, (0, max(0, count * length - audio.shape[-1])))
+    return padded[:, :count * length].square().reshape(len(audio), count, length).sum(dim=-1)

@@ -269,7 +269,7 @@ class OriginalMusicnn(Tagger):
         """Windows not among the quietest rows holding < ``skip`` of the window's energy (see
         :meth:`Tagger.tag`); a window's energy is that of the samples its 187 frames centre on."""
         count = _window_count(audio.shape[-1] // HOP + 1)
-        return ~quiet_rows(span_energies(audio, WINDOW_FRAMES * HOP, WINDOW_FRAMES * HOP, count), skip)
+        return ~quiet_rows(span_energies(audio, WINDOW_FRAMES * HOP, count), skip)
 
     def logits(self, logmel_windows: torch.Tensor) -> torch.Tensor:
         """Network only: ``[N, 187, 96]`` log-mel windows -> ``[N, 50]`` logits."""
