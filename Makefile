@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps musicnn==0.1.0
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "note: could not install chromium (needs root); the browser test will skip"
+	command -v fluidsynth >/dev/null && test -e /usr/share/sounds/sf3/MuseScore_General.sf3 \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends fluidsynth musescore-general-soundfont; } \
+		|| echo "note: could not install fluidsynth (needs root); the held-out bench set and its test will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)
