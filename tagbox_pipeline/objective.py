@@ -98,34 +98,32 @@ def _to_blocks(per_window: torch.Tensor, blocks: int) -> torch.Tensor:
     return stretch(per_window, blocks)
 
 
-def two_sided_loss(p_estimate: torch.Tensor, p_complement: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """−log p(own tags | estimate) − log(1 − p(own tags | mixture − estimate)), summed over sources.
-
-    Args:
-        p_estimate: ``[S]`` probability of source s on its own estimate.
-        p_complement: ``[S]`` probability of source s on everything else.
-    """
-    return -(torch.log(p_estimate.clamp_min(eps)) + torch.log((1 - p_complement).clamp_min(eps))).sum()
+def tag_nll(p: torch.Tensor, heard: bool, eps: float = 1e-6) -> torch.Tensor:
+    """One term of the two-sided loss: −log p(own tags | row) for an estimate (``heard``), −log(1 − p)
+    for the mixture without it (its source should not be heard there), summed over the entries of ``p``."""
+    return -torch.log((p if heard else 1 - p).clamp_min(eps)).sum()
 
 
-def multi_hot_bce(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger], source_tags: SourceTags
-                  ) -> torch.Tensor:
+def multi_hot_bce(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger], source_tags: SourceTags,
+                  rows_for: list[int] | None = None) -> torch.Tensor:
     """The TagBox seed's loss (``--reference-faithful``): per tagger, binary cross-entropy between the
     window-mean tag vector of estimate s and the multi-hot vector of source s's tags; averaged over the
     taggers that name the source, summed over sources (a source no tagger names adds nothing).
 
     Args:
-        audio: ``[S, samples]`` estimates at ``sample_rate`` Hz, row s for requested source s.
+        audio: ``[R, samples]`` estimates at ``sample_rate`` Hz.
+        rows_for: the source number each row is the estimate of (default: row s for requested source s).
     """
-    per_source: list[list[torch.Tensor]] = [[] for _ in source_tags.sources]
+    rows_for = list(range(len(source_tags.sources))) if rows_for is None else rows_for
+    per_row: list[list[torch.Tensor]] = [[] for _ in rows_for]
     audio = to_tagger_rate(audio, sample_rate)
     for t, tagger in enumerate(taggers):
-        if not source_tags.uses(t):
+        if not any(source_tags.indices[s][t] for s in rows_for):
             continue
-        mean_tags = tagger.tag(audio).mean(dim=1)  # [S, n_tags]
-        for s, per_tagger in enumerate(source_tags.indices):
-            if per_tagger[t]:
-                target = torch.zeros_like(mean_tags[s])
-                target[per_tagger[t]] = 1.0
-                per_source[s].append(F.binary_cross_entropy(mean_tags[s].clamp(1e-7, 1 - 1e-7), target))
-    return sum((torch.stack(losses).mean() for losses in per_source if losses), audio.new_zeros(()))
+        mean_tags = tagger.tag(audio).mean(dim=1)  # [R, n_tags]
+        for row, s in enumerate(rows_for):
+            if source_tags.indices[s][t]:
+                target = torch.zeros_like(mean_tags[row])
+                target[source_tags.indices[s][t]] = 1.0
+                per_row[row].append(F.binary_cross_entropy(mean_tags[row].clamp(1e-7, 1 - 1e-7), target))
+    return sum((torch.stack(losses).mean() for losses in per_row if losses), audio.new_zeros(()))

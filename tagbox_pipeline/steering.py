@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .config import Settings
-from .objective import SourceTags, multi_hot_bce, source_probabilities, two_sided_loss
+from .objective import SourceTags, multi_hot_bce, source_probabilities, tag_nll
 from .priors.base import Prior
 from .priors.nmf import NMFPrior
 from .rivals import find_rivals
@@ -113,6 +113,10 @@ def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int
                   source_tags: SourceTags, scored: int | None = None) -> Callable[[], None]:
     """One Adam step on the prior's parameters per call: the body of the steering loop.
 
+    The loss is a sum of one term per tagged row (an estimate, or for the two-sided loss also the
+    mixture without it), so it is backpropagated through the taggers one row at a time
+    (:func:`backward_by_row`): the taggers' activations of only one row are held at once.
+
     Args:
         state: the prior's fitted (and warm-started) state of the chunk.
         mono: the chunk's mono downmix ``[samples]`` at ``sample_rate`` Hz (the complement of each
@@ -121,22 +125,38 @@ def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int
             (rivals) still move, through their competition with the scored ones.
     """
     optimiser = torch.optim.Adam(prior.parameters(state), lr=prior.learning_rate)
-    diagonal = torch.arange(len(source_tags.sources) if scored is None else scored)
+    count = len(source_tags.sources) if scored is None else scored
+
+    def two_sided(row: torch.Tensor, r: int) -> torch.Tensor:
+        p = source_probabilities(row, sample_rate, taggers, source_tags)[0, 0, r % count]
+        return tag_nll(p, heard=r < count)
+
+    def multi_hot(row: torch.Tensor, r: int) -> torch.Tensor:
+        return multi_hot_bce(row, sample_rate, taggers, source_tags, [r])
 
     def step() -> None:
         estimates = prior.estimates(state)
-        if prior.loss == "multi-hot":
-            loss = multi_hot_bce(estimates, sample_rate, taggers, source_tags)
-        else:
-            estimates = estimates[:len(diagonal)]
-            probs = source_probabilities(torch.cat([estimates, mono - estimates]), sample_rate, taggers,
-                                         source_tags)[:, 0]
-            loss = two_sided_loss(probs[diagonal, diagonal], probs[len(diagonal) + diagonal, diagonal])
         optimiser.zero_grad()
-        loss.backward()
+        if prior.loss == "multi-hot":
+            backward_by_row(estimates, multi_hot)
+        else:
+            estimates = estimates[:count]
+            backward_by_row(torch.cat([estimates, mono - estimates]), two_sided)
         optimiser.step()
 
     return step
+
+
+def backward_by_row(rows: torch.Tensor, row_loss: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Backpropagate ``sum(row_loss(rows[r:r+1], r))`` into whatever ``rows`` ``[R, samples]`` came from,
+    one row's loss graph at a time (the gradient is the same as one backward pass of the sum)."""
+    held = rows.detach().requires_grad_(True)
+    for r in range(len(rows)):
+        loss = row_loss(held[r:r + 1], r)
+        if loss.requires_grad:  # (a row no tagger scores adds nothing)
+            loss.backward()
+    if held.grad is not None:
+        rows.backward(held.grad)
 
 
 def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], settings: Settings,

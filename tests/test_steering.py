@@ -138,6 +138,38 @@ def test_steps_that_score_only_the_request_raise_its_tag_and_move_its_rivals_too
     assert not torch.equal(stepped.stems, full.stems), "scoring the rivals too is another loss"
 
 
+def test_the_loss_backpropagated_row_by_row_has_the_gradient_of_one_pass(clip, settings, models):
+    """The step backpropagates one row's tagger graph at a time (memory); the gradient must be the
+    one a single backward pass of the summed loss gives, for the two-sided and the multi-hot loss."""
+    from tagbox_pipeline.objective import SourceTags, multi_hot_bce, source_probabilities, tag_nll
+    source_tags = SourceTags.build(["piano", "drums"], models.taggers)
+    mono = torch.from_numpy(clip["mixture"]).mean(dim=0)
+    stems = torch.stack([torch.from_numpy(clip[name]).mean(dim=0) for name in ("piano", "drums")])
+    gains = torch.tensor([[0.8], [1.1]], requires_grad=True)
+
+    def gradients(row_loss, rows_of):
+        gains.grad = None
+        steering.backward_by_row(rows_of(gains * stems), row_loss)
+        by_row = gains.grad.clone()
+        gains.grad = None
+        rows = rows_of(gains * stems)
+        sum(row_loss(rows[r:r + 1], r) for r in range(len(rows))).backward()
+        return by_row, gains.grad.clone()
+
+    def two_sided(row, r):
+        return tag_nll(source_probabilities(row, 44100, models.taggers, source_tags)[0, 0, r % 2], heard=r < 2)
+
+    by_row, at_once = gradients(two_sided, lambda estimates: torch.cat([estimates, mono - estimates]))
+    assert by_row.abs().min() > 0 and torch.allclose(by_row, at_once, rtol=1e-4, atol=1e-7)
+    whole = multi_hot_bce(gains * stems, 44100, models.taggers, source_tags)
+    by_row, at_once = gradients(lambda row, r: multi_hot_bce(row, 44100, models.taggers, source_tags, [r]),
+                                lambda estimates: estimates)
+    assert torch.allclose(by_row, at_once, rtol=1e-4, atol=1e-7)
+    gains.grad = None
+    whole.backward()
+    assert torch.allclose(by_row, gains.grad, rtol=1e-4, atol=1e-7), "per-row terms add up to the seed's loss"
+
+
 def test_an_instrument_sharing_a_tag_with_the_request_is_never_its_rival(models):
     from tagbox_pipeline.rivals import candidates_for
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import julius
 import torch
+from torch.utils.checkpoint import checkpoint
 
 #: the rate every tagger here reads, in Hz
 TAGGER_RATE = 16000
@@ -85,7 +86,8 @@ class Tagger(torch.nn.Module, ABC):
         return None
 
     def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for the windows where ``loud`` is true; NaN for the others."""
+        """:meth:`forward` for the windows where ``loud`` is true; NaN for the others (all rows at once: the
+        tagger bounds its batches to :data:`ACTIVATION_BUDGET` itself)."""
         raise NotImplementedError(f"{self.name} tags every window")
 
     def windows_in(self, samples: int) -> int:
@@ -106,12 +108,16 @@ class Tagger(torch.nn.Module, ABC):
                 says so; the tag of a part that is hardly there is not worth its convolutions.
         """
         loud = self.loud_windows(audio, skip) if skip > 0 else None
-        rows = self.rows_per_pass(audio.shape[-1])
         if loud is not None:
-            return torch.cat([self.tag_loud(part, keep) for part, keep in zip(audio.split(rows), loud.split(rows))])
-        if audio.shape[0] <= rows:
-            return self(audio)
-        return torch.cat([self(part) for part in audio.split(rows)])
+            return self.tag_loud(audio, loud)
+        forward = self._recomputed if torch.is_grad_enabled() and audio.requires_grad else self
+        return torch.cat([forward(part) for part in audio.split(self.rows_per_pass(audio.shape[-1]))])
+
+    def _recomputed(self, audio: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` whose activations are not kept for the backward pass but recomputed there
+        (``torch.utils.checkpoint``): a differentiable tagging holds one tagger's activations at a
+        time, at the cost of a second forward pass."""
+        return checkpoint(self, audio, use_reentrant=False)
 
     def taggram(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Resample ``[batch, samples]`` audio at ``sample_rate`` Hz to 16 kHz (differentiably) and tag it."""

@@ -26,13 +26,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import WeightsError
-from .base import Tagger, quiet_rows, span_energies
+from .base import ACTIVATION_BUDGET, Tagger, quiet_rows, span_energies
 from .musicnn_wheel import package_dir
 from .tf_bundle import read_bundle
 
 ORIGINAL_MODELS = ("MTT_musicnn", "MTT_vgg", "MSD_musicnn", "MSD_vgg")
 N_FFT, HOP, N_MELS, WINDOW_FRAMES = 512, 256, 96, 187
 BN_EPS = 1e-3
+#: the loud windows of :meth:`OriginalMusicnn.tag_loud` go through the network in batches of a multiple of this
+LOUD_BATCH_STEP = 8
 
 
 def checkpoint_prefix(name: str) -> str:
@@ -281,12 +283,26 @@ class OriginalMusicnn(Tagger):
         return torch.sigmoid(self.logits(chunks.flatten(0, 1))).reshape(batch, count, -1)
 
     def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
-        """The network on the windows where ``loud`` ``[B, W]`` is true; NaN elsewhere."""
-        chunks = self.windows(self.logmel(audio))
-        tagged = chunks.new_full((*chunks.shape[:2], len(self.tags)), float("nan"))
-        if loud.any():
-            tagged[loud] = torch.sigmoid(self.logits(chunks[loud]))
+        """The network on the windows where ``loud`` ``[B, W]`` is true; NaN elsewhere.
+
+        The log-mels are computed :meth:`rows_per_pass` rows at a time; the loud windows of all rows
+        then go through the network in batches of one size (the last padded to a multiple of
+        :data:`LOUD_BATCH_STEP` windows), so the allocator reuses the same blocks instead of growing
+        the heap for every new batch size.
+        """
+        rows = self.rows_per_pass(audio.shape[-1])
+        chunks = torch.cat([self.windows(self.logmel(part))[keep] for part, keep in zip(audio.split(rows),
+                                                                                         loud.split(rows))])
+        tagged = chunks.new_full((*loud.shape, len(self.tags)), float("nan"))
+        if len(chunks):
+            per_pass = max(LOUD_BATCH_STEP, ACTIVATION_BUDGET // self.window_bytes // LOUD_BATCH_STEP * LOUD_BATCH_STEP)
+            tagged[loud] = torch.cat([self._padded_tags(batch) for batch in chunks.split(per_pass)])
         return tagged
+
+    def _padded_tags(self, windows: torch.Tensor) -> torch.Tensor:
+        """Sigmoid tags of ``[N, 187, 96]`` log-mel windows, run zero-padded to a multiple of :data:`LOUD_BATCH_STEP`."""
+        padded = F.pad(windows, (0, 0, 0, 0, 0, -len(windows) % LOUD_BATCH_STEP))
+        return torch.sigmoid(self.logits(padded)[:len(windows)])
 
 
 def _window_count(frames: int) -> int:
