@@ -55,9 +55,9 @@ class NMFSettings(Section):
         "isolated", description="how the warm start hears a component: 'isolated' (each component tagged alone), "
                                 "'occlusion' (the mixture tagged without it: what the taggers miss when it is "
                                 "gone), 'both' (their logits added; twice the tagging; see bench/results/ablation.md)")
-    quiet_share: float = Field(0.01, ge=0, lt=1, description="in each tagger window, the quietest components that "
-                                                             "together hold less than this share of its energy are "
-                                                             "not tagged alone (neutral evidence; 0: all are)")
+    quiet_share: float = Field(0.0, ge=0, lt=1, description="in each tagger window, the quietest components that "
+                                                            "together hold less than this share of its energy are "
+                                                            "not tagged alone (neutral evidence; 0: all are)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     block_seconds: float = Field(5.0, ge=0,
                                  description="time-block length of the gates in s (0: one gate per component)")
@@ -84,9 +84,9 @@ class RivalSettings(Section):
     max_count: int = Field(4, ge=0, description="most rivals per chunk (the most probable first)")
     unnamed_min: int = Field(1, ge=0, description="rivals kept, heard or not, when no requested source has a tag "
                                                   "(each is scored as what the named ones leave)")
-    in_loss: bool = Field(False, description="gradient steps (steps > 0, two-sided loss) score the rivals' "
-                                             "estimates too; false (default): only the requested sources (the "
-                                             "rivals move through the competition; a step costs a fraction)")
+    in_loss: bool = Field(True, description="gradient steps (steps > 0, two-sided loss) score the rivals' "
+                                            "estimates too; false: only the requested sources (the rivals move "
+                                            "through the competition; a step costs a fraction)")
     logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
                                                  "rival takes only the components clearly its own")
 
@@ -151,8 +151,7 @@ class Settings(Section):
         default_factory=lambda: {"synth": ["fcn-jamendo"]},
         description="extra taggers consulted only for the named sources, when their weights are installed "
                     "(default chosen by the quality bench: MTG-Jamendo's 'synthesizer' tag for synth)")
-    steps: int = Field(1, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start "
-                                            "only; default 1, see bench/results/quality.md)")
+    steps: int = Field(0, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start only)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     format: Literal["wav", "flac"] = "wav"

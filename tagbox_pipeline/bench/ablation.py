@@ -33,11 +33,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
     "3 s gate blocks": {"nmf.block_seconds": 3.0},
     "one gate per component (no time blocks)": {"nmf.block_seconds": 0.0},
-    "the default before 2026-12-03 (nmf.quiet_share = 0, steps = 0, rivals.in_loss = true)":
-        {"nmf.quiet_share": 0.0, "steps": 0, "rivals.in_loss": True},
-    "every component tagged (nmf.quiet_share = 0)": {"nmf.quiet_share": 0.0},
-    "no gradient step (steps = 0)": {"steps": 0},
-    "steps score the rivals too (rivals.in_loss = true)": {"rivals.in_loss": True},
+    "quiet components untagged (nmf.quiet_share = 0.01)": {"nmf.quiet_share": 0.01},
+    "1 gradient step": {"steps": 1},
+    "quiet components untagged, 1 gradient step scoring only the request (nmf.quiet_share = 0.01, steps = 1, "
+    "rivals.in_loss = false)": {"nmf.quiet_share": 0.01, "steps": 1, "rivals.in_loss": False},
     "3 gradient steps": {"steps": 3},
     "64 components": {"nmf.components": 64},
     "10 gradient steps at lr 0.5": {"steps": 10, "nmf.learning_rate": 0.5},
