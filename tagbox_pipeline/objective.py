@@ -47,9 +47,10 @@ class SourceTags:
                             f"(taggers: {have}); add a tagger whose vocabulary describes them with --taggers")
         return cls(sources, indices)
 
-    def uses(self, tagger: int) -> bool:
-        """Whether tagger number ``tagger`` scores any requested source (if not, it need not run)."""
-        return any(per_tagger[tagger] for per_tagger in self.indices)
+    def uses(self, tagger: int, sources: list[int] | None = None) -> bool:
+        """Whether tagger number ``tagger`` scores any requested source, or any of the source numbers
+        ``sources`` (if not, it need not run)."""
+        return any(self.indices[s][tagger] for s in (range(len(self.indices)) if sources is None else sources))
 
     def tag_names(self, taggers: list[Tagger]) -> dict[str, list[str]]:
         """The tags used per source, as ``tagger:tag`` strings."""
@@ -118,7 +119,7 @@ def multi_hot_bce(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger], 
     per_row: list[list[torch.Tensor]] = [[] for _ in rows_for]
     audio = to_tagger_rate(audio, sample_rate)
     for t, tagger in enumerate(taggers):
-        if not any(source_tags.indices[s][t] for s in rows_for):
+        if not source_tags.uses(t, rows_for):
             continue
         mean_tags = tagger.tag(audio).mean(dim=1)  # [R, n_tags]
         for row, s in enumerate(rows_for):
