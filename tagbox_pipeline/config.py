@@ -55,10 +55,16 @@ class NMFSettings(Section):
         "isolated", description="how the warm start hears a component: 'isolated' (each component tagged alone), "
                                 "'occlusion' (the mixture tagged without it: what the taggers miss when it is "
                                 "gone), 'both' (their logits added; twice the tagging; see bench/results/ablation.md)")
-    quiet_share: float = Field(0.0, ge=0, lt=1, description="in each tagger window, the quietest components that "
-                                                            "together hold less than this share of its energy are "
-                                                            "not tagged alone (neutral evidence; 0: all are)")
+    quiet_share: float = Field(0.01, ge=0, lt=1, description="in each tagger window, the quietest components that "
+                                                             "together hold less than this share of its energy are "
+                                                             "not tagged alone (neutral evidence; 0: all are)")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
+    step_max_sources: int = Field(2, ge=1, description="the gradient steps (steps > 0) run when at most this many "
+                                                       "sources are requested (a step's time and memory grow with the "
+                                                       "sources it scores; a larger request gets the warm start alone)")
+    step_complements: bool = Field(False, description="a gradient step also scores each estimate's complement (the "
+                                                      "mixture without it) as not its source; false (default): the "
+                                                      "estimates alone (half the taggings of a step)")
     block_seconds: float = Field(5.0, ge=0,
                                  description="time-block length of the gates in s (0: one gate per component)")
     spatial_weight: float = Field(1.0, ge=0, description="weight of the spatial cue in the warm start: each source's "
@@ -84,9 +90,9 @@ class RivalSettings(Section):
     max_count: int = Field(4, ge=0, description="most rivals per chunk (the most probable first)")
     unnamed_min: int = Field(1, ge=0, description="rivals kept, heard or not, when no requested source has a tag "
                                                   "(each is scored as what the named ones leave)")
-    in_loss: bool = Field(True, description="gradient steps (steps > 0, two-sided loss) score the rivals' "
-                                            "estimates too; false: only the requested sources (the rivals move "
-                                            "through the competition; a step costs a fraction)")
+    in_loss: bool = Field(False, description="gradient steps (steps > 0, two-sided loss) score the rivals' "
+                                             "estimates too; false (default): only the requested sources (the "
+                                             "rivals move through the competition; a step costs a fraction)")
     logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
                                                  "rival takes only the components clearly its own")
 
@@ -151,7 +157,9 @@ class Settings(Section):
         default_factory=lambda: {"synth": ["fcn-jamendo"]},
         description="extra taggers consulted only for the named sources, when their weights are installed "
                     "(default chosen by the quality bench: MTG-Jamendo's 'synthesizer' tag for synth)")
-    steps: int = Field(0, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start only)")
+    steps: int = Field(1, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start "
+                                            "only; default 1, for requests of at most nmf.step_max_sources sources; "
+                                            "see bench/results/quality.md)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     format: Literal["wav", "flac"] = "wav"

@@ -113,8 +113,9 @@ def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int
                   source_tags: SourceTags, scored: int | None = None) -> Callable[[], None]:
     """One Adam step on the prior's parameters per call: the body of the steering loop.
 
-    The loss is a sum of one term per tagged row (an estimate, or for the two-sided loss also the
-    mixture without it), so it is backpropagated through the taggers one row at a time
+    The loss is a sum of one term per tagged row (an estimate, or for the two-sided loss with
+    ``prior.complements`` also the mixture without it), so it is backpropagated through the taggers
+    one row at a time
     (:func:`backward_by_row`): the taggers' activations of only one row are held at once.
 
     Args:
@@ -141,7 +142,8 @@ def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int
             backward_by_row(estimates, multi_hot)
         else:
             estimates = estimates[:count]
-            backward_by_row(torch.cat([estimates, mono - estimates]), two_sided)
+            backward_by_row(torch.cat([estimates, mono - estimates]) if prior.complements else estimates,
+                            two_sided)
         optimiser.step()
 
     return step
@@ -166,7 +168,8 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     Args:
         mix: ``[channels, samples]`` float32 at ``sample_rate`` Hz.
         sources: requested source names (validated against the taggers' vocabularies).
-        settings: ``steps`` Adam steps after the warm start (0 = warm start only).
+        settings: ``steps`` Adam steps after the warm start (0 = warm start only; none for a request
+            of more than ``prior.max_stepped_sources`` sources).
         seed: makes the result deterministic.
 
     The requested sources are steered against the chunk's rivals (:mod:`.rivals`), whose stems
@@ -198,10 +201,12 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
     prior.warm_start(state, lambda audio, skip: torch.log(
         source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias)
-    scored = None if settings.rivals.in_loss else len(sources)
-    step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags, scored)
-    for _ in range(settings.steps):
-        step()
+    # (the test first: an optimiser's first construction imports torch's compiler stack, about 2 s)
+    if settings.steps and len(sources) <= (prior.max_stepped_sources or len(sources)):
+        scored = None if settings.rivals.in_loss else len(sources)
+        step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags, scored)
+        for _ in range(settings.steps):
+            step()
     diagonal = torch.arange(len(sources))
     estimates, stems = prior.final(state)
     with torch.no_grad():

@@ -9,7 +9,10 @@ batches, BN and ReLU after pooling, in-place NTF buffers, the tuned allocator); 
 ``d02-small-windows`` case changed on purpose, because the first and last cores of a track now keep
 all of their window but the inner margin. Re-recorded for issue 12 (2026-12-02): the default
 ``nmf.rest_logit`` moved from 0 to −2 (every cell of the quality matrix improved,
-``bench/results/quality.md``), which changes both cases on purpose.
+``bench/results/quality.md``), which changes both cases on purpose. Re-recorded for issue 12
+(2026-12-03): the defaults ``nmf.quiet_share`` 0 → 0.01 and one gradient step (``steps`` 1, scoring
+the requested sources' estimates alone, for requests of at most two sources) change both cases on
+purpose.
 
 Until 2026-12-03 this lock compared sha256 digests of the files. They are not the same on every
 x86-64 CPU: oneDNN and ATen pick kernels by the instruction sets a CPU has (AVX-512 or AVX2 only;
@@ -18,7 +21,8 @@ stems then differ by a few 24-bit steps (at most 6e-7, more than 100 dB below th
 fingerprint tolerates that (``RTOL``, ``ATOL``) and nothing that a changed setting or algorithm
 does: ``rest_logit = -1.9`` instead of −2 moves frame RMS by far more.
 
-The stems are bit-identical across thread counts on one machine (see test_engine_separation). A
+The warm start alone is bit-identical across thread counts on one machine (test_nmf_prior); with the
+default gradient step, 1 and 2 threads differ by a few 1e-8 (the backward pass's sums). A
 changed fingerprint means the default output changed: re-record only for a change that is meant to
 change the stems, and say so.
 """

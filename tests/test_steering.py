@@ -1,5 +1,11 @@
 """The default prior and steering on real rendered audio (bench-dev excerpts)."""
 
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -127,15 +133,55 @@ def test_one_requested_source_competes_against_the_rivals_heard_and_only_it_is_r
     assert run(clip, ["piano", "drums"], settings, models).report["drums"]["rivals"] == {}, "two sources: no rivals"
 
 
+def with_prior(models, settings):
+    """``models`` with a prior built from ``settings.nmf`` (the prior reads its settings once, when loaded)."""
+    return dataclasses.replace(models, prior=NMFPrior(settings.nmf))
+
+
 def test_steps_that_score_only_the_request_raise_its_tag_and_move_its_rivals_too(clip, settings, models):
-    """``rivals.in_loss = false``: the loss scores the requested source alone, and the steps still pay off."""
-    lean = settings.model_copy(update={"steps": 2, "rivals": settings.rivals.model_copy(update={"in_loss": False})})
-    warm, stepped = run(clip, ["drums"], settings, models), run(clip, ["drums"], lean, models)
-    assert stepped.report["drums"]["rivals"], "the chunk has rivals: the test needs them"
-    assert stepped.report["drums"]["p_tag"] > warm.report["drums"]["p_tag"] + 0.01
-    full = run(clip, ["drums"], lean.model_copy(update={"rivals": lean.rivals.model_copy(update={"in_loss": True})}),
-               models)
-    assert not torch.equal(stepped.stems, full.stems), "scoring the rivals too is another loss"
+    """``rivals.in_loss = false``: the loss scores the requested source alone; ``nmf.step_complements =
+    false``: its estimate alone, not the mixture without it. The steps still pay off, and each
+    choice is another loss."""
+    def lean(in_loss, complements):
+        return settings.model_copy(update={
+            "steps": 2, "rivals": settings.rivals.model_copy(update={"in_loss": in_loss}),
+            "nmf": settings.nmf.model_copy(update={"step_complements": complements})})
+
+    def stepped(in_loss, complements):
+        return run(clip, ["drums"], lean(in_loss, complements), with_prior(models, lean(in_loss, complements)))
+
+    warm, leanest = run(clip, ["drums"], settings, models), stepped(False, False)
+    assert leanest.report["drums"]["rivals"], "the chunk has rivals: the test needs them"
+    assert leanest.report["drums"]["p_tag"] > warm.report["drums"]["p_tag"] + 0.01
+    request_only = stepped(False, True)
+    assert not torch.equal(leanest.stems, request_only.stems), "scoring the complement too is another loss"
+    assert not torch.equal(request_only.stems, stepped(True, True).stems), "scoring the rivals too is another loss"
+
+
+def test_a_request_of_more_sources_than_the_step_limit_gets_the_warm_start_alone(clip, settings, models):
+    limited = settings.model_copy(update={"steps": 2, "nmf": settings.nmf.model_copy(update={"step_max_sources": 1})})
+    two = run(clip, ["piano", "drums"], limited, with_prior(models, limited))
+    assert torch.equal(two.stems, run(clip, ["piano", "drums"], settings, models).stems)
+
+
+def test_a_run_without_steps_does_not_load_the_optimiser(clip, tmp_path):
+    """Building the first torch optimiser imports torch's compiler stack (about 2 s of every command's
+    start-up): a run with ``steps = 0`` never builds one, a run with steps does."""
+    path = tmp_path / "mixture.npy"
+    np.save(path, clip["mixture"][:, :3 * 44100])
+    script = (
+        "import sys, numpy, torch\n"
+        "from tagbox_pipeline import steering\n"
+        "from tagbox_pipeline.config import load_settings\n"
+        "mix = torch.from_numpy(numpy.load(sys.argv[1]))\n"
+        "for steps in (0, 1):\n"
+        "    settings = load_settings(overrides={'steps': steps})\n"
+        "    steering.separate_chunk(mix, 44100, ['drums'], settings, steering.load_models(settings), 0)\n"
+        "    print(steps, 'torch._dynamo' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[:2] == ["0 False", "1 True"], result.stdout
 
 
 def test_the_loss_backpropagated_row_by_row_has_the_gradient_of_one_pass(clip, settings, models):

@@ -28,11 +28,16 @@ class Prior(ABC):
         learning_rate: Adam learning rate of :meth:`parameters`.
         loss: ``"two-sided"`` (each estimate tagged as its source and its complement not) or
             ``"multi-hot"`` (the seed code's BCE of every estimate to its multi-hot target).
+        complements: whether the two-sided loss scores the complements too (else the estimates alone).
+        max_stepped_sources: the steering steps run only for requests of at most this many sources
+            (None: always).
     """
 
     name: str
     learning_rate: float
     loss: Literal["two-sided", "multi-hot"] = "two-sided"
+    complements: bool = True
+    max_stepped_sources: int | None = None
 
     @abstractmethod
     def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int, seed: int = 0) -> Any:

@@ -105,6 +105,8 @@ class NMFPrior(Prior):
     def __init__(self, settings: NMFSettings) -> None:
         self.settings = settings
         self.learning_rate = settings.learning_rate
+        self.complements = settings.step_complements
+        self.max_stepped_sources = settings.step_max_sources
 
     def score_blocks(self, seconds: float) -> int:
         """One gate block per ``block_seconds`` of the chunk (at least one; one in all when 0)."""
