@@ -115,8 +115,7 @@ def steering_step(prior: Prior, state: Any, mono: torch.Tensor, sample_rate: int
 
     The loss is a sum of one term per tagged row (an estimate, or for the two-sided loss with
     ``prior.complements`` also the mixture without it), so it is backpropagated through the taggers
-    one row at a time
-    (:func:`backward_by_row`): the taggers' activations of only one row are held at once.
+    one row at a time (:func:`backward_by_row`): the taggers' activations of only one row are held at once.
 
     Args:
         state: the prior's fitted (and warm-started) state of the chunk.
@@ -201,8 +200,9 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
     prior.warm_start(state, lambda audio, skip: torch.log(
         source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias)
-    # (the test first: an optimiser's first construction imports torch's compiler stack, about 2 s)
-    if settings.steps and len(sources) <= (prior.max_stepped_sources or len(sources)):
+    limit = prior.max_stepped_sources
+    # (checked before building the optimiser: its first construction imports torch's compiler stack, about 2 s)
+    if settings.steps and (limit is None or len(sources) <= limit):
         scored = None if settings.rivals.in_loss else len(sources)
         step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags, scored)
         for _ in range(settings.steps):
