@@ -71,7 +71,14 @@ class NMFSettings(Section):
                                                          "components pulled towards one direction (0: tags only)")
     spatial_min_spread_degrees: float = Field(5.0, gt=0, description="smallest angular spread of a source's "
                                                                      "components, in degrees")
-    spatial_rounds: int = Field(5, ge=0, description="rounds of the spatial refinement (direction <-> shares)")
+    register_weight: float = Field(0.5, ge=0, description="weight of the register cue in the warm start: each source's "
+                                                          "components pulled towards one register (log2 Hz of their "
+                                                          "strongest bin; 0: off)")
+    envelope_weight: float = Field(0.3, ge=0, description="weight of the envelope cue in the warm start: each source's "
+                                                          "components pulled towards one spectral envelope (cepstrum "
+                                                          "of the log mel spectrum; 0: off)")
+    spatial_rounds: int = Field(5, ge=0, description="rounds of the warm start's refinement by the cues (direction, "
+                                                     "register, envelope <-> shares)")
 
 
 class RivalSettings(Section):
@@ -95,6 +102,9 @@ class RivalSettings(Section):
                                              "rivals move through the competition; a step costs a fraction)")
     logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
                                                  "rival takes only the components clearly its own")
+    cue_trust: float = Field(0.5, ge=0, le=1, description="scale of a rival's consistency cues (direction, register, "
+                                                         "envelope) in the warm start: it holds only part of its "
+                                                         "instrument, so where its share sits is less certain")
 
 
 class DetectionSettings(Section):

@@ -198,8 +198,9 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     blocks = prior.score_blocks(mix.shape[-1] / sample_rate)
     state = prior.fit(mix, sample_rate, len(steered), seed)
     bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
+    trust = torch.tensor([1.0] * len(sources) + [settings.rivals.cue_trust] * len(rivals))
     prior.warm_start(state, lambda audio, skip: torch.log(
-        source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias)
+        source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias, trust)
     limit = prior.max_stepped_sources
     # (checked before building the optimiser: its first construction imports torch's compiler stack, about 2 s)
     if settings.steps and (limit is None or len(sources) <= limit):

@@ -12,7 +12,8 @@ all of their window but the inner margin. Re-recorded for issue 12 (2026-12-02):
 ``bench/results/quality.md``), which changes both cases on purpose. Re-recorded for issue 12
 (2026-12-03): the defaults ``nmf.quiet_share`` 0 → 0.01 and one gradient step (``steps`` 1, scoring
 the requested sources' estimates alone, for requests of at most two sources) change both cases on
-purpose.
+purpose. Re-recorded for issue 12 (2026-12-06): the warm start's register and envelope cues
+(``nmf.register_weight``, ``nmf.envelope_weight``) change both cases on purpose.
 
 Until 2026-12-03 this lock compared sha256 digests of the files. They are not the same on every
 x86-64 CPU: oneDNN and ATen pick kernels by the instruction sets a CPU has (AVX-512 or AVX2 only;

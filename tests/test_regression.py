@@ -10,7 +10,10 @@ and say so. Re-recorded for issue 12 (2026-12-02): default ``nmf.rest_logit`` 0 
 ``nmf.quiet_share`` 0 → 0.01 and one gradient step for requests of up to two sources (this request of
 three gets none), chosen on bench-dev's confirm clips and checked on the held-out set (piano +2.87 →
 +2.94, bass +1.42 → +1.27, drums +7.40 → +6.62 dB: this clip is one where leaving quiet components
-untagged loses).
+untagged loses). Re-recorded for issue 12 (2026-12-06): the warm start's register and envelope cues
+(``nmf.register_weight`` 0.5, ``nmf.envelope_weight`` 0.3; ``rivals.cue_trust`` 0.5), chosen on
+bench-dev's confirm clips and checked on the held-out set (piano +2.94 → +2.85, bass +1.27 → +1.39,
+drums +6.62 → +7.47 dB).
 """
 
 from __future__ import annotations

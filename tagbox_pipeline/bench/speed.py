@@ -66,7 +66,7 @@ STAGES = (
     ("taggers on components and estimates (all passes)", "objective.py", "source_probabilities"),
     ("  of which convolutions", "~", "<built-in method torch.conv2d>"),
     ("  of which resampling to 16 kHz", "taggers/base.py", "to_tagger_rate"),
-    ("spatial refinement", "priors/panning.py", "refine_by_direction"),
+    ("cue refinement", "priors/consistency.py", "refine_by_cues"),
     ("final masks and stems", "priors/base.py", "final"),
 )
 

@@ -54,12 +54,16 @@ class Prior(ABC):
         """How many equal time blocks the warm-start scorer scores a chunk of ``seconds`` s in (default 1)."""
         return 1
 
-    def warm_start(self, state: Any, score: SourceScorer, bias: torch.Tensor | None = None) -> None:
+    def warm_start(self, state: Any, score: SourceScorer, bias: torch.Tensor | None = None,
+                   trust: torch.Tensor | None = None) -> None:
         """Optionally initialise the parameters from tagger scores before steering (default: nothing).
 
         Args:
             bias: ``[S]`` added to each source's share-out logits (a rival's below 0: it takes only
                 what is clearly its own).
+            trust: ``[S]`` in [0, 1], how far each source's own other cues (where and how its share
+                sounds) may be relied on (a rival's below 1: it holds only part of its instrument);
+                default all 1.
         """
 
     @abstractmethod

@@ -23,8 +23,10 @@ from ..config import NMFSettings
 from ..stft import istft, stft
 from ..timeline import stretch
 from .base import Prior, SourceScorer
+from .consistency import refine_by_cues
 from .gates import shares
-from .panning import directions, refine_by_direction
+from .panning import spatial_cue
+from .timbre import timbre_cues
 
 _EPS = 1e-10
 #: bytes :meth:`NMFPrior.components` may use at once for the masks and masked spectra of a batch
@@ -95,6 +97,7 @@ class NMFState:
     modelled: torch.Tensor  # [C', F, T] the factorisation's magnitude, the masks' denominator
     logits: torch.Tensor  # [S + 1, K, blocks] gates (last row: rest), requires grad
     samples: int
+    sample_rate: int  # Hz
 
 
 class NMFPrior(Prior):
@@ -122,7 +125,7 @@ class NMFPrior(Prior):
         logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device)
         logits[-1] = s.rest_logit
         logits.requires_grad_(True)
-        return NMFState(spec, factorised, factors, factors.model(), logits, mix.shape[-1])
+        return NMFState(spec, factorised, factors, factors.model(), logits, mix.shape[-1], sample_rate)
 
     def components(self, state: NMFState) -> torch.Tensor:
         """Mono audio (channel mean) of every component alone ``[K, samples]``.
@@ -153,26 +156,31 @@ class NMFPrior(Prior):
         f = state.factors
         return (torch.matmul(f.channel_spectra().transpose(1, 2), ratio) * f.activations).sum(dim=(-3, -1))
 
-    def warm_start(self, state: NMFState, score: SourceScorer, bias: torch.Tensor | None = None) -> None:
-        """Share components competitively by how each one is tagged, then by where it sits.
+    def warm_start(self, state: NMFState, score: SourceScorer, bias: torch.Tensor | None = None,
+                   trust: torch.Tensor | None = None) -> None:
+        """Share components competitively by how each one is tagged, then by what a source's components share.
 
         The tag logits ``g[s, k, b]`` of component k in time block b come from
         :meth:`tag_evidence`; the rest row is ``settings.rest_logit`` (default −2), so a component
         that sounds much less like every steered source than an average component (in an average
-        block) goes mostly to the residual. Then the spatial refinement
-        (:func:`.panning.refine_by_direction`, ``spatial_*`` settings) pulls each source's components
-        towards one direction. The gates become time-varying with as many blocks as the scorer
-        returns. ``bias[s]`` is added to source s's tag logits.
+        block) goes mostly to the residual. Then :func:`.consistency.refine_by_cues` pulls each
+        source's components together: towards one direction (:func:`.panning.spatial_cue`,
+        ``spatial_*`` settings), one register and one spectral envelope (:func:`.timbre.timbre_cues`,
+        ``register_weight``, ``envelope_weight``). The gates become time-varying with as many blocks
+        as the scorer returns. ``bias[s]`` is added to source s's tag logits; ``trust[s]`` scales
+        source s's cue terms.
         """
         s = self.settings
+        f = state.factors
         with torch.no_grad():
             evidence = self.tag_evidence(state, score)  # [K, blocks, S]
             logits = torch.full((state.logits.shape[0], *evidence.shape[:2]), s.rest_logit, device=evidence.device)
             logits[:-1] = evidence.permute(2, 0, 1)
             if bias is not None:
                 logits[:-1] += bias.to(logits.device)[:, None, None]
-            logits = refine_by_direction(logits, directions(state.factors.gains), self.energies(state),
-                                         s.spatial_weight, s.spatial_min_spread_degrees, s.spatial_rounds)
+            cues = [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
+                    *timbre_cues(f.spectra, state.sample_rate, s.n_fft, s.register_weight, s.envelope_weight)]
+            logits = refine_by_cues(logits, cues, self.energies(state), s.spatial_rounds, trust)
             state.logits = logits.requires_grad_(True)
 
     def tag_evidence(self, state: NMFState, score: SourceScorer) -> torch.Tensor:
