@@ -42,12 +42,18 @@ def register(spectra: torch.Tensor, sample_rate: int, n_fft: int) -> torch.Tenso
 
 @functools.lru_cache(maxsize=8)
 def _mel(sample_rate: int, n_fft: int) -> np.ndarray:
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=MEL_BANDS)
+    """Mel filter bank ``[MEL_BANDS, n_fft // 2 + 1]`` in float64."""
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=MEL_BANDS).astype(np.float64)
 
 
 def envelope(spectra: torch.Tensor, sample_rate: int, n_fft: int) -> torch.Tensor:
-    """Cepstral coefficients 1..:data:`COEFFICIENTS` of each component's log mel spectrum, ``[K, 8]``."""
-    log_mel = np.log(_mel(sample_rate, n_fft) @ spectra.detach().cpu().double().numpy() + _FLOOR)
+    """Cepstral coefficients 1..:data:`COEFFICIENTS` of each component's log mel spectrum, ``[K, 8]``.
+
+    The mel bands are summed by ``np.einsum`` rather than a BLAS product, whose rounding depends on
+    its thread count: the stems of a resumed or Dask-run track must not depend on it.
+    """
+    log_mel = np.log(np.einsum("mf,fk->mk", _mel(sample_rate, n_fft), spectra.detach().cpu().double().numpy())
+                     + _FLOOR)
     cepstrum = scipy.fft.dct(log_mel, axis=0, norm="ortho")[1:COEFFICIENTS + 1].T
     return torch.from_numpy(cepstrum / math.sqrt(COEFFICIENTS)).to(spectra.dtype).to(spectra.device)
 
