@@ -58,6 +58,11 @@ class NMFSettings(Section):
     quiet_share: float = Field(0.01, ge=0, lt=1, description="in each tagger window, the quietest components that "
                                                              "together hold less than this share of its energy are "
                                                              "not tagged alone (neutral evidence; 0: all are)")
+    groups: int = Field(6, ge=0, description="the warm start also tags this many groups of components that sit and "
+                                             "sound alike (k-means on the direction, register and envelope cues; "
+                                             "one more tagging per group), each adding group_weight x its evidence "
+                                             "to its components (0: components alone)")
+    group_weight: float = Field(0.25, ge=0, description="weight of a group's tag evidence beside its components' own")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     step_max_sources: int = Field(2, ge=1, description="the gradient steps (steps > 0) run when at most this many "
                                                        "sources are requested (a step's time and memory grow with the "
@@ -167,9 +172,10 @@ class Settings(Section):
         default_factory=lambda: {"synth": ["fcn-jamendo"]},
         description="extra taggers consulted only for the named sources, when their weights are installed "
                     "(default chosen by the quality bench: MTG-Jamendo's 'synthesizer' tag for synth)")
-    steps: int = Field(1, ge=0, description="gradient steps per chunk after the tagging warm start (0: warm start "
-                                            "only; default 1, for requests of at most nmf.step_max_sources sources; "
-                                            "see bench/results/quality.md)")
+    steps: int = Field(0, ge=0, description="gradient steps per chunk after the tagging warm start, for requests "
+                                            "of at most nmf.step_max_sources sources (0, the default: warm start "
+                                            "only; 1 adds about 0.1 dB on single-stem requests for a fifth more "
+                                            "time; see README)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     format: Literal["wav", "flac"] = "wav"

@@ -13,7 +13,10 @@ three gets none), chosen on bench-dev's confirm clips and checked on the held-ou
 untagged loses). Re-recorded for issue 12 (2026-12-06): the warm start's register and envelope cues
 (``nmf.register_weight`` 0.5, ``nmf.envelope_weight`` 0.3; ``rivals.cue_trust`` 0.5), chosen on
 bench-dev's confirm clips and checked on the held-out set (piano +2.94 → +2.85, bass +1.27 → +1.39,
-drums +6.62 → +7.47 dB).
+drums +6.62 → +7.47 dB). Re-recorded for issue 12 (2026-12-06 evening): groups of components tagged
+beside the components (``nmf.groups`` 6, ``nmf.group_weight`` 0.25) and no gradient step by default
+(``steps`` 0; this request of three sources had none), chosen on bench-dev's confirm clips and checked
+on the held-out set; this clip loses (piano +2.85 → +3.06, bass +1.39 → +0.48, drums +7.47 → +6.96 dB).
 """
 
 from __future__ import annotations

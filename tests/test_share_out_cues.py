@@ -46,13 +46,13 @@ def test_an_ambiguous_component_joins_the_source_in_its_register():
     # one feature, in octaves: components 0-2 low (about 100 Hz), 3-5 high (about 800 Hz)
     tags = _ambiguous_tags()
     octaves = torch.log2(torch.tensor([100.0, 110.0, 105.0, 800.0, 850.0, 790.0]))[:, None]
-    refined = refine_by_cues(tags, [Cue(octaves, 0.5, 0.3)], torch.ones(6), 5)
+    refined = refine_by_cues(tags, [Cue(octaves, 0.5, 0.3, 0.5)], torch.ones(6), 5)
     shares = torch.softmax(refined, dim=0)[:, :, 0]
     assert shares[0, 2] > 2 * shares[1, 2]
     assert shares[1, 5] > 2 * shares[0, 5]
     # and the cues add up: a register that contradicts the pan pulls the other way
     both = refine_by_cues(tags, [*spatial_cue(_stereo([20, 22, 65, 25, 68, 70]), 1.0, 5.0),
-                                 Cue(octaves, 0.5, 0.3)], torch.ones(6), 5)
+                                 Cue(octaves, 0.5, 0.3, 0.5)], torch.ones(6), 5)
     component_2 = torch.softmax(both, dim=0)[:2, 2, 0]
     assert abs(float(component_2[0] - component_2[1])) < abs(float(shares[0, 2] - shares[1, 2]))
 
@@ -62,7 +62,7 @@ def test_mono_equal_features_or_zero_weight_change_nothing():
     same_place = spatial_cue(_stereo([45.0] * 5), 1.0, 5.0)
     assert torch.allclose(refine_by_cues(tags, same_place, torch.ones(5), 5), tags)
     assert spatial_cue(torch.ones(1, 5), 1.0, 5.0) == []  # one channel: no direction
-    spread = [Cue(torch.randn(5, 1), 0.0, 0.3), *spatial_cue(_stereo([10, 20, 45, 70, 80]), 0.0, 5.0)]
+    spread = [Cue(torch.randn(5, 1), 0.0, 0.3, 0.5), *spatial_cue(_stereo([10, 20, 45, 70, 80]), 0.0, 5.0)]
     assert torch.equal(refine_by_cues(tags, spread, torch.ones(5), 5), tags)
     assert timbre_cues(torch.rand(1025, 5), 44100, 2048, 0.0, 0.0) == []
 

@@ -46,7 +46,7 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML settings file")
     parser.add_argument("--prior", choices=["nmf", "jukebox"], help="prior (default from settings: nmf)")
     parser.add_argument("--taggers", help="comma-separated tagger names")
-    parser.add_argument("--steps", type=int, help="optimiser steps per chunk (default 1; the NMF prior steps "
+    parser.add_argument("--steps", type=int, help="optimiser steps per chunk (default 0; the NMF prior steps "
                                                     "requests of at most [nmf] step_max_sources sources, default 2)")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device")

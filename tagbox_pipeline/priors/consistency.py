@@ -23,18 +23,21 @@ _EPS = 1e-12
 
 @dataclass
 class Cue:
-    """One feature space: ``features[k]`` of every component, the cue's weight, and the smallest spread.
+    """One feature space: ``features[k]`` of every component, the cue's weight, and its spreads.
 
     Attributes:
         features: ``[K, d]`` per component, in units where a squared Euclidean distance makes sense.
         weight: scale of the cue's log-likelihood in the gate logits (0: the cue is ignored).
         min_spread: lower bound of a source's spread (standard deviation, feature units), so a source
             that owns one component does not collapse onto it.
+        unit: a typical distance between two components of one source (feature units), the unit the
+            cue is measured in when components are grouped (:mod:`.grouping`).
     """
 
     features: torch.Tensor
     weight: float
     min_spread: float
+    unit: float
 
 
 def refine_by_cues(logits: torch.Tensor, cues: list[Cue], energies: torch.Tensor, rounds: int,

@@ -25,6 +25,7 @@ from ..timeline import stretch
 from .base import Prior, SourceScorer
 from .consistency import refine_by_cues
 from .gates import shares
+from .grouping import group_components
 from .panning import spatial_cue
 from .timbre import timbre_cues
 
@@ -100,6 +101,13 @@ class NMFState:
     sample_rate: int  # Hz
 
 
+def _relative(log_p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Log-probabilities ``[N, blocks, S]`` of N parts relative to their mean part and block, over ``temperature``:
+    ``(log p_nb(s) − log mean_mc p_mc(s)) / T``."""
+    count = torch.tensor(float(log_p.shape[0] * log_p.shape[1]))
+    return (log_p - torch.logsumexp(log_p.flatten(0, 1), dim=0) + torch.log(count)) / temperature
+
+
 class NMFPrior(Prior):
     """Gated KL-NTF components (see module docstring)."""
 
@@ -161,9 +169,10 @@ class NMFPrior(Prior):
         """Share components competitively by how each one is tagged, then by what a source's components share.
 
         The tag logits ``g[s, k, b]`` of component k in time block b come from
-        :meth:`tag_evidence`; the rest row is ``settings.rest_logit`` (default −2), so a component
-        that sounds much less like every steered source than an average component (in an average
-        block) goes mostly to the residual. Then :func:`.consistency.refine_by_cues` pulls each
+        :meth:`tag_evidence` (components alone, and in ``groups`` groups of components that sit
+        and sound alike, :mod:`.grouping`); the rest row is ``settings.rest_logit`` (default −2),
+        so a component that sounds much less like every steered source than an average component
+        (in an average block) goes mostly to the residual. Then :func:`.consistency.refine_by_cues` pulls each
         source's components together: towards one direction (:func:`.panning.spatial_cue`,
         ``spatial_*`` settings), one register and one spectral envelope (:func:`.timbre.timbre_cues`,
         ``register_weight``, ``envelope_weight``). The gates become time-varying with as many blocks
@@ -173,39 +182,48 @@ class NMFPrior(Prior):
         s = self.settings
         f = state.factors
         with torch.no_grad():
-            evidence = self.tag_evidence(state, score)  # [K, blocks, S]
+            cues = [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
+                    *timbre_cues(f.spectra, state.sample_rate, s.n_fft, s.register_weight, s.envelope_weight)]
+            energies = self.energies(state)
+            groups = group_components(cues, energies, s.groups) if s.groups else None
+            evidence = self.tag_evidence(state, score, groups)  # [K, blocks, S]
             logits = torch.full((state.logits.shape[0], *evidence.shape[:2]), s.rest_logit, device=evidence.device)
             logits[:-1] = evidence.permute(2, 0, 1)
             if bias is not None:
                 logits[:-1] += bias.to(logits.device)[:, None, None]
-            cues = [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
-                    *timbre_cues(f.spectra, state.sample_rate, s.n_fft, s.register_weight, s.envelope_weight)]
-            logits = refine_by_cues(logits, cues, self.energies(state), s.spatial_rounds, trust)
+            logits = refine_by_cues(logits, cues, energies, s.spatial_rounds, trust)
             state.logits = logits.requires_grad_(True)
 
-    def tag_evidence(self, state: NMFState, score: SourceScorer) -> torch.Tensor:
+    def tag_evidence(self, state: NMFState, score: SourceScorer, groups: torch.Tensor | None = None) -> torch.Tensor:
         """How much each component sounds like each source, as share-out logits ``[K, blocks, S]``.
 
-        ``isolated`` (``settings.evidence``): component k is tagged alone,
-        ``(log p_kb(s) − log mean_jc p_jc(s)) / T`` (T = ``temperature``). ``occlusion``: the
-        mixture is tagged without component k, and the drop ``log p_b(s | mix) − log p_b(s | mix − k)``
-        is standardised per source over components and blocks (a tagger hears a component in the
-        context it was trained on, but a source spread over many components barely misses one).
-        ``both``: the sum. In each tagger window, the quietest components holding less than
-        ``quiet_share`` of its energy are not tagged alone (neutral evidence there).
+        ``isolated`` (``settings.evidence``): component k is tagged alone, and its evidence is
+        relative to the average component: ``(log p_kb(s) − log mean_jc p_jc(s)) / T`` (T =
+        ``temperature``). ``occlusion``: the mixture is tagged without component k, and the drop
+        ``log p_b(s | mix) − log p_b(s | mix − k)`` is standardised per source over components and
+        blocks (a tagger hears a component in the context it was trained on, but a source spread over
+        many components barely misses one). ``both``: the sum. In each tagger window, the quietest
+        components holding less than ``quiet_share`` of its energy are not tagged alone (neutral
+        evidence there).
+
+        Args:
+            groups: optional group number of every component ``[K]`` (:mod:`.grouping`): each group's
+                sum is tagged too, and ``group_weight`` × its relative evidence (as for isolated
+                components, over groups) is added to each of its components.
         """
         s = self.settings
         parts = self.components(state)  # [K, samples]
         evidence = 0
         if s.evidence != "occlusion":
-            isolated = score(parts, s.quiet_share)  # [K, blocks, S]
-            count = torch.tensor(float(isolated.shape[0] * isolated.shape[1]))
-            evidence += (isolated - torch.logsumexp(isolated.flatten(0, 1), dim=0) + torch.log(count)) / s.temperature
+            evidence += _relative(score(parts, s.quiet_share), s.temperature)
         if s.evidence != "isolated":
             mixture = parts.sum(dim=0, keepdim=True)
             log_p = score(torch.cat([mixture, mixture - parts]), 0.0)
             drop = log_p[:1] - log_p[1:]
             evidence += (drop - drop.mean(dim=(0, 1))) / drop.std(dim=(0, 1)).clamp_min(_EPS)
+        if groups is not None:
+            sums = parts.new_zeros(s.groups, parts.shape[-1]).index_add_(0, groups, parts)  # [G, samples]
+            evidence += s.group_weight * _relative(score(sums, 0.0), s.temperature)[groups]
         return evidence
 
     def parameters(self, state: NMFState) -> list[torch.Tensor]:

@@ -17,6 +17,8 @@ import torch
 from .consistency import Cue
 
 _EPS = 1e-12
+#: a typical angular distance between two components of one source, in radians (about 11°)
+DIRECTION_UNIT = 0.2
 
 
 def directions(gains: torch.Tensor) -> torch.Tensor:
@@ -33,4 +35,4 @@ def spatial_cue(gains: torch.Tensor, weight: float, min_spread_degrees: float) -
     """
     if gains.shape[0] < 2:
         return []
-    return [Cue(directions(gains), weight, math.radians(min_spread_degrees))]
+    return [Cue(directions(gains), weight, math.radians(min_spread_degrees), DIRECTION_UNIT)]

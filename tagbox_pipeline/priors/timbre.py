@@ -31,6 +31,9 @@ LOWEST_HZ = 20.0
 #: smallest spread of a source's register (octaves) and envelope (cepstral units)
 REGISTER_MIN_SPREAD = 0.3
 ENVELOPE_MIN_SPREAD = 0.3
+#: a typical distance between two components of one source: register (octaves), envelope (cepstral units)
+REGISTER_UNIT = 0.5
+ENVELOPE_UNIT = 0.3
 _FLOOR = 1e-6
 
 
@@ -63,7 +66,9 @@ def timbre_cues(spectra: torch.Tensor, sample_rate: int, n_fft: int, register_we
     """The register and envelope cues of components with spectra ``[n_fft // 2 + 1, K]`` (those of weight > 0)."""
     cues = []
     if register_weight > 0:
-        cues.append(Cue(register(spectra, sample_rate, n_fft), register_weight, REGISTER_MIN_SPREAD))
+        cues.append(Cue(register(spectra, sample_rate, n_fft), register_weight, REGISTER_MIN_SPREAD,
+                        REGISTER_UNIT))
     if envelope_weight > 0:
-        cues.append(Cue(envelope(spectra, sample_rate, n_fft), envelope_weight, ENVELOPE_MIN_SPREAD))
+        cues.append(Cue(envelope(spectra, sample_rate, n_fft), envelope_weight, ENVELOPE_MIN_SPREAD,
+                        ENVELOPE_UNIT))
     return cues
