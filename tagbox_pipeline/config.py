@@ -61,7 +61,8 @@ class NMFSettings(Section):
     groups: int = Field(6, ge=0, description="the warm start also tags this many groups of components that sit and "
                                              "sound alike (k-means on the direction, register and envelope cues; "
                                              "one more tagging per group), each adding group_weight x its evidence "
-                                             "to its components (0: components alone)")
+                                             "to its components (0, or fewer than two components per group: "
+                                             "components alone)")
     group_weight: float = Field(0.25, ge=0, description="weight of a group's tag evidence beside its components' own")
     learning_rate: float = Field(0.15, gt=0, description="Adam learning rate of the gates")
     step_max_sources: int = Field(2, ge=1, description="the gradient steps (steps > 0) run when at most this many "

@@ -37,11 +37,12 @@ def test_components_that_sit_and_sound_alike_share_a_group():
     assert len({by_register[k] for k in (0, 1, 2, 6, 7, 8)}) == 1 and by_register[3] != by_register[0]
 
 
-def test_nothing_to_group_by_or_too_few_components_gives_no_groups():
+def test_nothing_to_group_by_or_fewer_than_two_components_per_group_gives_no_groups():
     octaves = torch.rand(9, 1)
     assert group_components([Cue(octaves, 0.0, 0.3, 0.5)], torch.ones(9), 3) is None
     assert group_components([], torch.ones(9), 3) is None
-    assert group_components([Cue(octaves, 0.5, 0.3, 0.5)], torch.ones(3), 3) is None
+    assert group_components([Cue(octaves[:5], 0.5, 0.3, 0.5)], torch.ones(5), 3) is None  # < 2 per group
+    assert group_components([Cue(octaves[:6], 0.5, 0.3, 0.5)], torch.ones(6), 3) is not None
 
 
 @pytest.fixture(scope="module")

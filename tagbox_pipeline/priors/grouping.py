@@ -36,9 +36,10 @@ def group_components(cues: list[Cue], energies: torch.Tensor, count: int, seed: 
         seed: seeds the k-means initialisation.
 
     Returns:
-        None when there is nothing to group by (no cue of weight > 0) or fewer components than ``count``.
+        None when there is nothing to group by (no cue of weight > 0) or fewer than two components per
+        group (most groups would be a single component, tagged a second time for nothing).
     """
-    if not any(cue.weight > 0 for cue in cues) or len(energies) <= count:
+    if not any(cue.weight > 0 for cue in cues) or len(energies) < 2 * count:
         return None
     weights = energies.detach().cpu().double().numpy()
     fit = KMeans(n_clusters=count, n_init=RESTARTS, random_state=seed).fit(
