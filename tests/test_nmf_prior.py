@@ -4,23 +4,19 @@ the sides are read from the bench manifest)."""
 import json
 
 import pytest
-import soundfile as sf
 import torch
 
+from prior_support import RATE, d02_opening, low_or_not
 from tagbox_pipeline.config import load_settings
 from tagbox_pipeline.priors.nmf import NMFPrior, kl_ntf
 from tagbox_pipeline.taggers.registry import get_tagger
 
 SECONDS = 3
-RATE = 44100
 
 
 @pytest.fixture(scope="module")
 def clip(shared):
-    folder = shared / "data" / "bench-dev" / "d02"
-    read = lambda name: torch.from_numpy(sf.read(folder / f"{name}.flac", dtype="float32",
-                                                 frames=SECONDS * RATE)[0].T.copy())
-    return {name: read(name) for name in ("mixture", "flute", "guitar", "bass")}
+    return d02_opening(shared, SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +113,6 @@ def test_gradient_steps_raise_the_tag_probability(clip, prior):
     assert float(p().detach()) > before + 0.05
 
 
-def _low_or_not(audio: torch.Tensor, skip: float = 0.0) -> torch.Tensor:
-    """Two "sources" scored by the weight-free low-band share: low, and the rest (it tags every part: no skip)."""
-    low = get_tagger("spectral", "cpu").taggram(audio, RATE).mean(1, keepdim=True)  # [B, 1, 1]
-    return torch.log(torch.cat([low, 1 - low], dim=2).clamp_min(1e-6))
-
-
 def test_stems_are_bit_identical_whatever_the_thread_count(clip, prior):
     """Dask workers and resumed runs use other thread counts than the first run: the same bits must come out."""
     before = torch.get_num_threads()
@@ -131,7 +121,7 @@ def test_stems_are_bit_identical_whatever_the_thread_count(clip, prior):
         for threads in (1, 2):
             torch.set_num_threads(threads)
             state = prior.fit(clip["mixture"], RATE, 2, seed=0)
-            prior.warm_start(state, _low_or_not)  # tags, then the spatial refinement
+            prior.warm_start(state, low_or_not)  # tags, then the spatial refinement
             stems.append(prior.stems(state))
     finally:
         torch.set_num_threads(before)
@@ -163,7 +153,7 @@ def test_every_kind_of_tag_evidence_moves_the_low_end_into_the_low_stem(clip, ev
     low = get_tagger("spectral", "cpu")
     share = lambda audio: float(low.taggram(audio[None], RATE).mean())
     state = prior.fit(clip["mixture"], RATE, 2, seed=0)
-    prior.warm_start(state, _low_or_not)
+    prior.warm_start(state, low_or_not)
     stems = prior.stems(state).mean(1)
     mixture = share(clip["mixture"].mean(0))
     assert share(stems[0]) > mixture + 0.1 and share(stems[1]) < mixture - 0.05, (share(stems[0]), mixture,

@@ -4,17 +4,12 @@ import math
 
 import torch
 
+from prior_support import stereo_gains
 from tagbox_pipeline.config import NMFSettings
 from tagbox_pipeline.priors.consistency import Cue, refine_by_cues
 from tagbox_pipeline.priors.nmf import NMFPrior
 from tagbox_pipeline.priors.panning import directions, spatial_cue
 from tagbox_pipeline.priors.timbre import envelope, register, timbre_cues
-
-
-def _stereo(angles_degrees):
-    """Channel gains ``[2, K]`` of components panned at the given angles (0 = left, 90 = right)."""
-    radians = torch.tensor(angles_degrees, dtype=torch.float32) * math.pi / 180
-    return torch.stack([torch.cos(radians), torch.sin(radians)])
 
 
 def _ambiguous_tags():
@@ -25,7 +20,7 @@ def _ambiguous_tags():
 
 
 def test_directions_are_unit_vectors_in_the_order_of_the_pan():
-    d = directions(_stereo([10, 45, 80]) * torch.tensor([3.0, 0.2, 7.0]))
+    d = directions(stereo_gains([10, 45, 80]) * torch.tensor([3.0, 0.2, 7.0]))
     assert torch.allclose(d.norm(dim=1), torch.ones(3))
     assert d[0, 0] > d[1, 0] > d[2, 0]  # leftmost has the largest left component
 
@@ -33,7 +28,7 @@ def test_directions_are_unit_vectors_in_the_order_of_the_pan():
 def test_an_ambiguous_component_joins_the_source_on_its_side():
     # components 0-2 on the left, 3-5 on the right
     tags = _ambiguous_tags()
-    refined = refine_by_cues(tags, spatial_cue(_stereo([20, 22, 25, 65, 68, 70]), 1.0, 5.0), torch.ones(6), 5)
+    refined = refine_by_cues(tags, spatial_cue(stereo_gains([20, 22, 25, 65, 68, 70]), 1.0, 5.0), torch.ones(6), 5)
     shares = torch.softmax(refined, dim=0)[:, :, 0]
     assert shares[0, 2] > 2 * shares[1, 2]
     assert shares[1, 5] > 2 * shares[0, 5]
@@ -51,7 +46,7 @@ def test_an_ambiguous_component_joins_the_source_in_its_register():
     assert shares[0, 2] > 2 * shares[1, 2]
     assert shares[1, 5] > 2 * shares[0, 5]
     # and the cues add up: a register that contradicts the pan pulls the other way
-    both = refine_by_cues(tags, [*spatial_cue(_stereo([20, 22, 65, 25, 68, 70]), 1.0, 5.0),
+    both = refine_by_cues(tags, [*spatial_cue(stereo_gains([20, 22, 65, 25, 68, 70]), 1.0, 5.0),
                                  Cue(octaves, 0.5, 0.3, 0.5)], torch.ones(6), 5)
     component_2 = torch.softmax(both, dim=0)[:2, 2, 0]
     assert abs(float(component_2[0] - component_2[1])) < abs(float(shares[0, 2] - shares[1, 2]))
@@ -59,10 +54,10 @@ def test_an_ambiguous_component_joins_the_source_in_its_register():
 
 def test_mono_equal_features_or_zero_weight_change_nothing():
     tags = torch.randn(3, 5, 2)
-    same_place = spatial_cue(_stereo([45.0] * 5), 1.0, 5.0)
+    same_place = spatial_cue(stereo_gains([45.0] * 5), 1.0, 5.0)
     assert torch.allclose(refine_by_cues(tags, same_place, torch.ones(5), 5), tags)
     assert spatial_cue(torch.ones(1, 5), 1.0, 5.0) == []  # one channel: no direction
-    spread = [Cue(torch.randn(5, 1), 0.0, 0.3, 0.5), *spatial_cue(_stereo([10, 20, 45, 70, 80]), 0.0, 5.0)]
+    spread = [Cue(torch.randn(5, 1), 0.0, 0.3, 0.5), *spatial_cue(stereo_gains([10, 20, 45, 70, 80]), 0.0, 5.0)]
     assert torch.equal(refine_by_cues(tags, spread, torch.ones(5), 5), tags)
     assert timbre_cues(torch.rand(1025, 5), 44100, 2048, 0.0, 0.0) == []
 
@@ -97,7 +92,7 @@ def test_register_is_the_octave_of_the_strongest_partial_and_envelope_tells_brig
 def test_trust_scales_each_sources_cue_terms():
     """A rival of trust 0 keeps its tag logits; one of trust ½ moves half as far as a trusted source."""
     tags = _ambiguous_tags()
-    cues = spatial_cue(_stereo([20, 22, 25, 65, 68, 70]), 1.0, 5.0)
+    cues = spatial_cue(stereo_gains([20, 22, 25, 65, 68, 70]), 1.0, 5.0)
     full = refine_by_cues(tags, cues, torch.ones(6), 1)
     untrusted = refine_by_cues(tags, cues, torch.ones(6), 1, torch.tensor([1.0, 0.0]))
     half = refine_by_cues(tags, cues, torch.ones(6), 1, torch.tensor([1.0, 0.5]))

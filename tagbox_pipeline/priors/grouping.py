@@ -36,10 +36,11 @@ def group_components(cues: list[Cue], energies: torch.Tensor, count: int, seed: 
         seed: seeds the k-means initialisation.
 
     Returns:
-        None when there is nothing to group by (no cue of weight > 0) or fewer than two components per
-        group (most groups would be a single component, tagged a second time for nothing).
+        None when ``count`` is 0, there is nothing to group by (no cue of weight > 0) or there are fewer
+        than two components per group (most groups would be a single component, tagged a second time for
+        nothing).
     """
-    if not any(cue.weight > 0 for cue in cues) or len(energies) < 2 * count:
+    if count < 1 or not any(cue.weight > 0 for cue in cues) or len(energies) < 2 * count:
         return None
     weights = energies.detach().cpu().double().numpy()
     fit = KMeans(n_clusters=count, n_init=RESTARTS, random_state=seed).fit(

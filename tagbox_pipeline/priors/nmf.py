@@ -185,8 +185,7 @@ class NMFPrior(Prior):
             cues = [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
                     *timbre_cues(f.spectra, state.sample_rate, s.n_fft, s.register_weight, s.envelope_weight)]
             energies = self.energies(state)
-            groups = group_components(cues, energies, s.groups) if s.groups else None
-            evidence = self.tag_evidence(state, score, groups)  # [K, blocks, S]
+            evidence = self.tag_evidence(state, score, group_components(cues, energies, s.groups))  # [K, blocks, S]
             logits = torch.full((state.logits.shape[0], *evidence.shape[:2]), s.rest_logit, device=evidence.device)
             logits[:-1] = evidence.permute(2, 0, 1)
             if bias is not None:
