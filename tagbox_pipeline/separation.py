@@ -11,6 +11,7 @@ finished stem folder (:meth:`Separator.separate_file`). Nothing here knows about
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .settings_check import check_settings
 from .stem_folders import folder_for_input
 from .steering import ChunkResult, Models
 from .track_plan import AUTO, TrackPlan, plan_chunks, plan_track, validate_sources
+
+_log = logging.getLogger(__name__)
 
 #: called with the number of (chunk, source) units just finished
 Progress = Callable[[int], None]
@@ -106,7 +109,12 @@ class Separator:
         """Steer every chunk in order, reading just its read region; ``progress(len(sources))`` after each.
 
         After each chunk the heap's free pages go back to the kernel, so memory stays flat in track length.
+        Requested gradient steps that a request of this many sources does not get are logged as a warning.
         """
+        if self.settings.steps and not steering.steps_run(self.settings.steps, self.models.prior, len(sources)):
+            _log.warning("tagbox: %d sources requested: no gradient steps (steps = %d runs for requests of at "
+                         "most %d sources, [nmf] step_max_sources)", len(sources), self.settings.steps,
+                         self.models.prior.max_stepped_sources)
         for chunk in chunks:
             result = self.steer(reader.read(chunk.read_start, chunk.read_stop), sample_rate, sources, chunk.index)
             release_free_memory()

@@ -61,7 +61,7 @@ class Models:
 
 @dataclass
 class ChunkResult:
-    """Stems of one chunk ``[S, channels, samples]`` and a report per source (p_tag, tags, seconds)."""
+    """Stems of one chunk ``[S, channels, samples]`` and a report per source (p_tag, tags, seconds, steps...)."""
 
     stems: torch.Tensor
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -160,6 +160,13 @@ def backward_by_row(rows: torch.Tensor, row_loss: Callable[[torch.Tensor, int], 
         rows.backward(held.grad)
 
 
+def steps_run(steps: int, prior: Prior, sources: int) -> int:
+    """The gradient steps a request of ``sources`` sources gets: ``steps``, or none when the prior
+    steps requests of at most ``prior.max_stepped_sources`` sources and this one has more."""
+    limit = prior.max_stepped_sources
+    return steps if limit is None or sources <= limit else 0
+
+
 def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], settings: Settings,
                    models: Models, seed: int) -> ChunkResult:
     """Separate one chunk.
@@ -168,14 +175,15 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
         mix: ``[channels, samples]`` float32 at ``sample_rate`` Hz.
         sources: requested source names (validated against the taggers' vocabularies).
         settings: ``steps`` Adam steps after the warm start (0 = warm start only; none for a request
-            of more than ``prior.max_stepped_sources`` sources).
+            of more than ``prior.max_stepped_sources`` sources, see :func:`steps_run`).
         seed: makes the result deterministic.
 
     The requested sources are steered against the chunk's rivals (:mod:`.rivals`), whose stems
     are left in the residual; each source's report names them with their p(instrument | mixture).
 
     Returns:
-        stems ``[S, channels, samples]`` whose sum never exceeds the mixture (the rest is the residual).
+        stems ``[S, channels, samples]`` whose sum never exceeds the mixture (the rest is the residual),
+        and a report per source: p_tag, tags, seconds, rivals and the steps run.
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -184,7 +192,7 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     if mix.pow(2).mean().sqrt() < SILENCE_RMS:  # (with the candidates: a source no tagger names is no error here)
         tag_names = SourceTags.build([*sources, *settings.rivals.candidates], taggers, models.only).tag_names(taggers)
         stems = torch.zeros(len(sources), *mix.shape)
-        report = {s: {"p_tag": None, "tags": tag_names[s], "seconds": time.perf_counter() - started}
+        report = {s: {"p_tag": None, "tags": tag_names[s], "seconds": time.perf_counter() - started, "steps": 0}
                   for s in sources}
         return ChunkResult(stems, report)
     rivals = find_rivals(mix.mean(dim=0), sample_rate, sources, taggers, models.only, settings.rivals)
@@ -201,12 +209,12 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     trust = torch.tensor([1.0] * len(sources) + [settings.rivals.cue_trust] * len(rivals))
     prior.warm_start(state, lambda audio, skip: torch.log(
         source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias, trust)
-    limit = prior.max_stepped_sources
+    steps = steps_run(settings.steps, prior, len(sources))
     # (checked before building the optimiser: its first construction imports torch's compiler stack, about 2 s)
-    if settings.steps and (limit is None or len(sources) <= limit):
+    if steps:
         scored = None if settings.rivals.in_loss else len(sources)
         step = steering_step(prior, state, mix.mean(dim=0), sample_rate, taggers, source_tags, scored)
-        for _ in range(settings.steps):
+        for _ in range(steps):
             step()
     diagonal = torch.arange(len(sources))
     estimates, stems = prior.final(state)
@@ -214,6 +222,6 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
         final = probabilities(estimates[:len(sources)])[diagonal, diagonal]
     stems = stems[:len(sources)].float().cpu()  # the rivals' share stays in the residual
     seconds = time.perf_counter() - started
-    report = {s: {"p_tag": float(final[i]), "tags": tag_names[s], "seconds": seconds, "rivals": rivals}
-              for i, s in enumerate(sources)}
+    report = {s: {"p_tag": float(final[i]), "tags": tag_names[s], "seconds": seconds, "rivals": rivals,
+                  "steps": steps} for i, s in enumerate(sources)}
     return ChunkResult(stems, report)

@@ -1,6 +1,7 @@
 """The default prior and steering on real rendered audio (bench-dev excerpts)."""
 
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from tagbox_pipeline.config import load_settings
 from tagbox_pipeline.settings_check import load_checked_settings
 from tagbox_pipeline.errors import UserError
 from tagbox_pipeline.priors.nmf import NMFPrior
+from tagbox_pipeline.separation import Separator
 
 SECONDS = 6
 
@@ -152,16 +154,30 @@ def test_steps_that_score_only_the_request_raise_its_tag_and_move_its_rivals_too
 
     warm, leanest = run(clip, ["drums"], settings, models), stepped(False, False)
     assert leanest.report["drums"]["rivals"], "the chunk has rivals: the test needs them"
+    assert (warm.report["drums"]["steps"], leanest.report["drums"]["steps"]) == (0, 2)
     assert leanest.report["drums"]["p_tag"] > warm.report["drums"]["p_tag"] + 0.01
     request_only = stepped(False, True)
     assert not torch.equal(leanest.stems, request_only.stems), "scoring the complement too is another loss"
     assert not torch.equal(request_only.stems, stepped(True, True).stems), "scoring the rivals too is another loss"
 
 
-def test_a_request_of_more_sources_than_the_step_limit_gets_the_warm_start_alone(clip, settings, models):
+def test_a_request_of_more_sources_than_the_step_limit_gets_the_warm_start_alone_and_says_so(clip, settings, models,
+                                                                                              caplog):
     limited = settings.model_copy(update={"steps": 2, "nmf": settings.nmf.model_copy(update={"step_max_sources": 1})})
-    two = run(clip, ["piano", "drums"], limited, with_prior(models, limited))
+    limited_models = with_prior(models, limited)
+    two = run(clip, ["piano", "drums"], limited, limited_models)
     assert torch.equal(two.stems, run(clip, ["piano", "drums"], settings, models).stems)
+    assert [two.report[s]["steps"] for s in ("piano", "drums")] == [0, 0]
+    one_second = clip["mixture"][:, :44100]
+    separator = Separator(limited, limited_models)
+    with caplog.at_level(logging.WARNING, logger="tagbox_pipeline.separation"):
+        separator.separate(one_second, 44100, ["drums"])
+    assert not caplog.records, "a request within the limit gets its steps, silently"
+    with caplog.at_level(logging.WARNING, logger="tagbox_pipeline.separation"):
+        separator.separate(one_second, 44100, ["piano", "drums"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "tagbox: 2 sources requested: no gradient steps (steps = 2 runs for requests of at most 1 sources, "
+        "[nmf] step_max_sources)"]
 
 
 def test_a_run_without_steps_does_not_load_the_optimiser(clip, tmp_path):
