@@ -10,8 +10,8 @@ finished stem folder (:meth:`Separator.separate_file`). Nothing here knows about
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ class Separator:
         After each chunk the heap's free pages go back to the kernel, so memory stays flat in track length.
         Requested gradient steps that a request of this many sources does not get are logged as a warning.
         """
-        if self.settings.steps and not steering.steps_run(self.settings.steps, self.models.prior, len(sources)):
+        if self.settings.steps and not self.models.prior.steps_for(self.settings.steps, len(sources)):
             _log.warning("tagbox: %d sources requested: no gradient steps (steps = %d runs for requests of at "
                          "most %d sources, [nmf] step_max_sources)", len(sources), self.settings.steps,
                          self.models.prior.max_stepped_sources)

@@ -160,13 +160,6 @@ def backward_by_row(rows: torch.Tensor, row_loss: Callable[[torch.Tensor, int], 
         rows.backward(held.grad)
 
 
-def steps_run(steps: int, prior: Prior, sources: int) -> int:
-    """The gradient steps a request of ``sources`` sources gets: ``steps``, or none when the prior
-    steps requests of at most ``prior.max_stepped_sources`` sources and this one has more."""
-    limit = prior.max_stepped_sources
-    return steps if limit is None or sources <= limit else 0
-
-
 def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], settings: Settings,
                    models: Models, seed: int) -> ChunkResult:
     """Separate one chunk.
@@ -175,7 +168,7 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
         mix: ``[channels, samples]`` float32 at ``sample_rate`` Hz.
         sources: requested source names (validated against the taggers' vocabularies).
         settings: ``steps`` Adam steps after the warm start (0 = warm start only; none for a request
-            of more than ``prior.max_stepped_sources`` sources, see :func:`steps_run`).
+            of more than ``prior.max_stepped_sources`` sources, see :meth:`Prior.steps_for`).
         seed: makes the result deterministic.
 
     The requested sources are steered against the chunk's rivals (:mod:`.rivals`), whose stems
@@ -209,7 +202,7 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     trust = torch.tensor([1.0] * len(sources) + [settings.rivals.cue_trust] * len(rivals))
     prior.warm_start(state, lambda audio, skip: torch.log(
         source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias, trust)
-    steps = steps_run(settings.steps, prior, len(sources))
+    steps = prior.steps_for(settings.steps, len(sources))
     # (checked before building the optimiser: its first construction imports torch's compiler stack, about 2 s)
     if steps:
         scored = None if settings.rivals.in_loss else len(sources)

@@ -39,6 +39,12 @@ class Prior(ABC):
     complements: bool = True
     max_stepped_sources: int | None = None
 
+    def steps_for(self, steps: int, sources: int) -> int:
+        """The steering steps a request of ``sources`` sources gets: ``steps``, or none when it has more
+        than :attr:`max_stepped_sources`."""
+        limit = self.max_stepped_sources
+        return steps if limit is None or sources <= limit else 0
+
     @abstractmethod
     def fit(self, mix: torch.Tensor, sample_rate: int, n_sources: int, seed: int = 0) -> Any:
         """Build the per-chunk state from the mixture.
