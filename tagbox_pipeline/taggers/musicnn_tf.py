@@ -67,8 +67,8 @@ class _BatchNorm(nn.Module):
         return (x - self.moving_mean.view(shape)) * scale.view(shape) + self.beta.view(shape)
 
     def falling(self) -> torch.Tensor:
-        """Indices of the channels whose scale ``gamma / sqrt(var + eps)`` is negative (gamma's sign)."""
-        return torch.nonzero(self.gamma < 0).flatten()
+        """Which channels have a negative scale ``gamma / sqrt(var + eps)`` (gamma's sign), ``[channels]`` bool."""
+        return self.gamma < 0
 
 
 class _Conv(nn.Module):
@@ -90,13 +90,15 @@ class _Conv(nn.Module):
         ReLU is non-decreasing and the batch norm an affine map per channel, increasing where its
         scale is positive and decreasing where it is negative; rounding keeps that order. So the
         maximum of the activations is the activation of the maximum (of the minimum for a negative
-        scale), bit for bit, and only the pooled values need the element-wise work.
+        scale), bit for bit, and only the pooled values need the element-wise work. The minimum of a
+        channel is minus the maximum of its negation, and the negated channel is the convolution
+        with negated weights and bias (exact: rounding is symmetric in sign), so one convolution with
+        those channels' signs flipped and one pooling pass give both.
         """
-        y = self.conv(F.pad(x, self.padding))
+        sign = 1 - 2 * self.bn.falling().to(x.dtype)  # [channels]: -1 where the scale is negative
+        y = F.conv2d(F.pad(x, self.padding), self.conv.weight * sign.view(-1, 1, 1, 1), self.conv.bias * sign)
         top = pool(y)
-        falling = self.bn.falling()
-        if len(falling):
-            top = top.index_copy(1, falling, -pool(-y[:, falling]))
+        top = top * sign.view(1, -1, *(1,) * (top.dim() - 2))
         return self.bn(F.relu(top))
 
 
