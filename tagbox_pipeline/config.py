@@ -83,6 +83,10 @@ class NMFSettings(Section):
     envelope_weight: float = Field(0.3, ge=0, description="weight of the envelope cue in the warm start: each source's "
                                                           "components pulled towards one spectral envelope (cepstrum "
                                                           "of the log mel spectrum; 0: off)")
+    transient_weight: float = Field(4.0, ge=0, description="weight of the transient cue in the warm start: a drum "
+                                                           "kit's share of each component is raised by this x the "
+                                                           "component's transience (the burst share of its "
+                                                           "activation, in [0, 1]; 0: off)")
     spatial_rounds: int = Field(5, ge=0, description="rounds of the warm start's refinement by the cues (direction, "
                                                      "register, envelope <-> shares)")
 
@@ -100,6 +104,11 @@ class RivalSettings(Section):
                                                     "requested, or when none of them has a tag (more sources "
                                                     "compete among themselves; see bench/results/quality.md)")
     threshold: float = Field(0.1, ge=0, le=1, description="p(instrument | chunk mixture) from which it is a rival")
+    percussive_share: float = Field(0.2, ge=0, le=1, description="a drum kit is heard (as a rival, and by --sources "
+                                                                 "auto) when at least this share of the chunk "
+                                                                 "mixture's energy is percussive (HPSS), with that "
+                                                                 "share as its evidence if the tags give less (1: "
+                                                                 "the tags alone)")
     max_count: int = Field(4, ge=0, description="most rivals per chunk (the most probable first)")
     unnamed_min: int = Field(1, ge=0, description="rivals kept, heard or not, when no requested source has a tag "
                                                   "(each is scored as what the named ones leave)")

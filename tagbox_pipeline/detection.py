@@ -2,7 +2,9 @@
 
 Every chunk's mono downmix (its whole read region, at the input rate) is tagged for the candidate
 instruments of ``[rivals] candidates``; an instrument's evidence is its highest p(instrument | chunk
-mixture) over the track's chunks (an instrument may play in part of a song only). Those with
+mixture) over the track's chunks (an instrument may play in part of a song only); a drum kit's is the
+chunk mixture's percussive share where that is higher and at least ``[rivals] percussive_share``
+(:mod:`.percussive`: the offline taggers hardly hear drums in a full mix). Those with
 evidence ≥ ``[detection] threshold`` get a stem, the ``max_sources`` most probable, in that order.
 Mixture-level tags are all there is to go on: an instrument no tagger names (organ with the offline
 taggers) is never detected and stays in the residual, and a loud instrument can mask a quiet one.
@@ -38,7 +40,7 @@ def detect_sources(reader: SampleReader, chunks: Sequence[Chunk], sample_rate: i
     evidence: dict[str, float] = {}
     for chunk in chunks:
         mono = torch.from_numpy(reader.read(chunk.read_start, chunk.read_stop)).mean(dim=0)
-        for p, name in heard(mono, sample_rate, names, taggers, tags):
+        for p, name in heard(mono, sample_rate, names, taggers, tags, settings.rivals.percussive_share):
             evidence[name] = max(p, evidence.get(name, 0.0))
     ranked = sorted(((p, name) for name, p in evidence.items()), reverse=True)
     found = {name: round(p, 4) for p, name in ranked if p >= settings.detection.threshold}

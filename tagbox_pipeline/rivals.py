@@ -4,8 +4,11 @@ A source requested alone from a full mix otherwise competes only against the res
 takes what no source claims: every component that sounds a little like the source goes to it.
 With rivals, the chunk's mixture is first tagged for a list of candidate instruments
 (``[rivals] candidates``); those the taggers hear (p ≥ ``threshold``, the ``max_count`` most
-probable) are steered beside the requested source, with ``logit_offset`` added to their share-out
-logits (they take what is clearly theirs), and their stems go to the residual. A candidate that
+probable) are steered beside the requested source. A drum kit, which the offline taggers hardly hear
+in a full mix, is also heard when the percussive share of the mixture's energy reaches
+``percussive_share`` (:mod:`.percussive`); that share is then its evidence. Rivals are steered
+with ``logit_offset`` added to their share-out logits (they take what is clearly theirs), and their
+stems go to the residual. A candidate that
 shares a tag with a requested source (strings for cello, vocals for choir) is never its rival.
 A requested source that no chosen tagger names (organ with the MagnaTagATune taggers) is scored
 as the complement of the named ones, which the rivals now are: it receives what none of them
@@ -24,6 +27,7 @@ import torch
 
 from .config import RivalSettings
 from .objective import SourceTags, source_probabilities
+from .percussive import percussive_share
 from .taggers.base import Tagger
 
 
@@ -37,18 +41,28 @@ def candidates_for(requested: list[str], candidates: list[str], taggers: list[Ta
             if tags and not tags & claimed and name not in requested]
 
 
-def heard(mono: torch.Tensor, sample_rate: int, names: list[str], taggers: list[Tagger], tags: SourceTags
-          ) -> list[tuple[float, str]]:
-    """(p(instrument | mixture), name) of every one of ``names``, most probable first.
+def heard(mono: torch.Tensor, sample_rate: int, names: list[str], taggers: list[Tagger], tags: SourceTags,
+          percussive_from: float = 1.0) -> list[tuple[float, str]]:
+    """(evidence, name) of every one of ``names``, most probable first: p(instrument | mixture), and for a
+    drum kit the mixture's percussive share instead where that is at least ``percussive_from`` and higher.
 
     Args:
         mono: a mixture ``[samples]`` at ``sample_rate`` Hz.
         tags: built for ``[*skipped, *names]``: the skipped sources in front (a requested source
             without a tag is scored as what the named ones leave) are scored but not returned.
+        percussive_from: smallest percussive share (:func:`.percussive.percussive_share`) that counts
+            (above 1: never; it is measured only when a drum kit is among ``names``).
     """
     with torch.no_grad():
         p = source_probabilities(mono[None], sample_rate, taggers, tags)[0, 0, len(tags.sources) - len(names):]
-    return sorted(((float(v), n) for n, v in zip(names, p)), reverse=True)
+    evidence = [float(v) for v in p]
+    drum_kits = [i for i, src in enumerate(tags.sources[len(tags.sources) - len(names):]) if src.percussive]
+    if drum_kits and percussive_from <= 1.0:
+        share = percussive_share(mono, sample_rate)
+        if share >= percussive_from:
+            for i in drum_kits:
+                evidence[i] = max(evidence[i], share)
+    return sorted(zip(evidence, names), reverse=True)
 
 
 def find_rivals(mono: torch.Tensor, sample_rate: int, requested: list[str], taggers: list[Tagger],
@@ -73,6 +87,6 @@ def find_rivals(mono: torch.Tensor, sample_rate: int, requested: list[str], tagg
     unnamed = not any(any(per) for per in tags.indices[:len(requested)])
     if len(requested) > settings.max_requested and not unnamed:
         return {}
-    ranked = heard(mono, sample_rate, names, taggers, tags)[:settings.max_count]
+    ranked = heard(mono, sample_rate, names, taggers, tags, settings.percussive_share)[:settings.max_count]
     keep = settings.unnamed_min if unnamed else 0
     return {name: round(prob, 4) for i, (prob, name) in enumerate(ranked) if prob >= settings.threshold or i < keep}

@@ -13,7 +13,9 @@ all of their window but the inner margin. Re-recorded for issue 12 (2026-12-02):
 (2026-12-03): the defaults ``nmf.quiet_share`` 0 → 0.01 and one gradient step (``steps`` 1, scoring
 the requested sources' estimates alone, for requests of at most two sources) change both cases on
 purpose. Re-recorded for issue 12 (2026-12-06): the warm start's register and envelope cues
-(``nmf.register_weight``, ``nmf.envelope_weight``) change both cases on purpose.
+(``nmf.register_weight``, ``nmf.envelope_weight``) change both cases on purpose. Re-recorded for issue
+12 (2026-12-06, midday): the transient cue of drum kits (``nmf.transient_weight``) changes
+``d01-default`` (piano and drums) on purpose; ``d02-small-windows`` (no drums) is unchanged.
 
 Until 2026-12-03 this lock compared sha256 digests of the files. They are not the same on every
 x86-64 CPU: oneDNN and ATen pick kernels by the instruction sets a CPU has (AVX-512 or AVX2 only;

@@ -61,7 +61,7 @@ class Prior(ABC):
         return 1
 
     def warm_start(self, state: Any, score: SourceScorer, bias: torch.Tensor | None = None,
-                   trust: torch.Tensor | None = None) -> None:
+                   trust: torch.Tensor | None = None, percussive: torch.Tensor | None = None) -> None:
         """Optionally initialise the parameters from tagger scores before steering (default: nothing).
 
         Args:
@@ -70,6 +70,7 @@ class Prior(ABC):
             trust: ``[S]`` in [0, 1], how far each source's own other cues (where and how its share
                 sounds) may be relied on (a rival's below 1: it holds only part of its instrument);
                 default all 1.
+            percussive: ``[S]`` bool, the sources that are drum kits (default none).
         """
 
     @abstractmethod

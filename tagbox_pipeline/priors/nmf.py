@@ -28,6 +28,7 @@ from .gates import shares
 from .grouping import group_components
 from .panning import spatial_cue
 from .timbre import timbre_cues
+from .transients import transience
 
 _EPS = 1e-10
 #: bytes :meth:`NMFPrior.components` may use at once for the masks and masked spectra of a batch
@@ -165,7 +166,7 @@ class NMFPrior(Prior):
         return (torch.matmul(f.channel_spectra().transpose(1, 2), ratio) * f.activations).sum(dim=(-3, -1))
 
     def warm_start(self, state: NMFState, score: SourceScorer, bias: torch.Tensor | None = None,
-                   trust: torch.Tensor | None = None) -> None:
+                   trust: torch.Tensor | None = None, percussive: torch.Tensor | None = None) -> None:
         """Share components competitively by how each one is tagged, then by what a source's components share.
 
         The tag logits ``g[s, k, b]`` of component k in time block b come from
@@ -177,7 +178,9 @@ class NMFPrior(Prior):
         ``spatial_*`` settings), one register and one spectral envelope (:func:`.timbre.timbre_cues`,
         ``register_weight``, ``envelope_weight``). The gates become time-varying with as many blocks
         as the scorer returns. ``bias[s]`` is added to source s's tag logits; ``trust[s]`` scales
-        source s's cue terms.
+        source s's cue terms. A ``percussive`` source (a drum kit) also gets ``transient_weight`` ×
+        each component's transience (:func:`.transients.transience`) added to its tag logits: drum
+        hits are what the offline taggers hear least as drums on their own.
         """
         s = self.settings
         f = state.factors
@@ -190,6 +193,9 @@ class NMFPrior(Prior):
             logits[:-1] = evidence.permute(2, 0, 1)
             if bias is not None:
                 logits[:-1] += bias.to(logits.device)[:, None, None]
+            if percussive is not None and percussive.any() and s.transient_weight > 0:
+                burst = transience(f.activations, state.sample_rate, s.hop).to(logits.device)
+                logits[:-1][percussive.to(logits.device)] += s.transient_weight * burst[:, None]
             logits = refine_by_cues(logits, cues, energies, s.spatial_rounds, trust)
             state.logits = logits.requires_grad_(True)
 

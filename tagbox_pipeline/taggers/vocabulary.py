@@ -43,6 +43,9 @@ _SOURCES: dict[str, dict[str, list[str]]] = {
     "harp": {"mtat": ["harp"]},
     "sitar": {"mtat": ["sitar", "indian"]},
 }
+#: sources whose components come in short bursts (a drum kit): the share-out also pulls them towards
+#: transient components (``nmf.transient_weight``, :mod:`..priors.transients`)
+_PERCUSSIVE = {"drums"}
 _ALIASES = {
     "drum": "drums", "percussion": "drums", "drumkit": "drums", "vocal": "vocals", "voice": "vocals",
     "singing": "vocals", "violins": "violin", "synthesizer": "synth", "pianos": "piano",
@@ -52,10 +55,12 @@ _ALIASES = {
 
 @dataclass(frozen=True)
 class Source:
-    """A requested source: its canonical name and the tags describing it per dataset."""
+    """A requested source: its canonical name, the tags describing it per dataset, and whether it is a
+    drum kit (its components come in short bursts)."""
 
     name: str
     tags: dict[str, list[str]] = field(default_factory=dict)
+    percussive: bool = False
 
     def tags_for(self, dataset: str) -> list[str]:
         """Tags of ``dataset`` describing this source (empty if the dataset has none)."""
@@ -93,7 +98,7 @@ def resolve_source(name: str) -> Source:
     key = cleaned.lower()
     key = _ALIASES.get(key, key)
     if key in _SOURCES:
-        return Source(key, {ds: list(tags) for ds, tags in _SOURCES[key].items()})
+        return Source(key, {ds: list(tags) for ds, tags in _SOURCES[key].items()}, key in _PERCUSSIVE)
     raw = {ds: [cleaned] for ds in DATASETS if cleaned in dataset_tags(ds)}
     if raw:
         return Source(cleaned, raw)

@@ -1,0 +1,68 @@
+"""The weight-free drum detector: the percussive share of a mixture's energy finds the drum kit that
+the offline taggers barely hear, for a single request's rivals and for ``--sources auto``.
+
+Real audio: the bundled example (``examples/demo/``: piano, bass and drums with their true stems;
+no ``../shared`` needed), with and without its drums.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tagbox_pipeline.audio_io import ArraySamples
+from tagbox_pipeline.config import load_settings
+from tagbox_pipeline.detection import detect_sources
+from tagbox_pipeline.percussive import percussive_share
+from tagbox_pipeline.rivals import find_rivals
+from tagbox_pipeline.separation import Separator
+from tagbox_pipeline.track_plan import plan_chunks
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo"
+RATE = sf.info(EXAMPLE / "mixture.flac").samplerate
+
+
+def _read(name: str) -> torch.Tensor:
+    return torch.from_numpy(sf.read(EXAMPLE / f"{name}.flac", dtype="float32", always_2d=True)[0].T.copy())
+
+
+@pytest.fixture(scope="module")
+def mixes() -> dict[str, torch.Tensor]:
+    """Mono mixtures of the example ``[samples]``: as it is, without its drums, and the drums alone."""
+    piano, bass, drums = (_read(name).mean(dim=0) for name in ("piano", "bass", "drums"))
+    return {"with drums": _read("mixture").mean(dim=0), "without drums": piano + bass, "drums": drums}
+
+
+@pytest.fixture(scope="module")
+def separator() -> Separator:
+    return Separator(load_settings())
+
+
+def test_the_share_tells_a_mix_with_drums_from_one_without(mixes):
+    threshold = load_settings().rivals.percussive_share
+    share = {name: percussive_share(audio, RATE) for name, audio in mixes.items()}
+    assert share["without drums"] < threshold < share["with drums"] < share["drums"], share
+    assert share["without drums"] < 0.15 and share["with drums"] > 0.25, share
+    assert percussive_share(torch.zeros(RATE), RATE) == 0.0
+
+
+def test_a_drum_kit_the_tags_miss_is_a_rival_of_a_single_request(mixes, separator):
+    models, settings = separator.models, load_settings()
+    rivals = find_rivals(mixes["with drums"], RATE, ["piano"], models.taggers, models.only, settings.rivals)
+    share = percussive_share(mixes["with drums"], RATE)
+    assert rivals.get("drums") == pytest.approx(share, abs=1e-4), rivals
+    tags_only = load_settings(overrides={"rivals.percussive_share": 1.0}).rivals
+    by_tags = find_rivals(mixes["with drums"], RATE, ["piano"], models.taggers, models.only, tags_only)
+    assert by_tags.get("drums", 0.0) < settings.rivals.percussive_share, f"the tags alone hear the drums: {by_tags}"
+    without = find_rivals(mixes["without drums"], RATE, ["piano"], models.taggers, models.only, settings.rivals)
+    assert "drums" not in without, without
+
+
+def test_auto_detection_finds_the_drums(mixes, separator):
+    settings = load_settings()
+    audio = np.ascontiguousarray(_read("mixture").numpy())
+    found = detect_sources(ArraySamples(audio), plan_chunks(audio.shape[1], RATE, settings), RATE,
+                           separator.models.taggers, separator.models.only, settings)
+    assert "drums" in found and found["drums"] >= settings.rivals.percussive_share, found
