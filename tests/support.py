@@ -1,5 +1,5 @@
 """What many tests need, written once: the real CLI in a subprocess, real bench-dev excerpts, the
-null-sum check of a stem folder read back from disk, a pickle that runs code, a settings file, a
+bundled example's audio, the null-sum check of a stem folder read back from disk, a pickle that runs code, a settings file, a
 local HTTP server standing in for a download host, a local package index for pip, the real musicnn
 wheel."""
 
@@ -26,6 +26,8 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+#: the bundled example (a chorale, mono 22.05 kHz: mixture.flac and the true stems piano, bass, drums)
+EXAMPLE = REPO / "examples" / "demo"
 #: the console script of the venv running the tests (``.venv/bin/tagbox`` under `make test`)
 TAGBOX = Path(sys.executable).with_name("tagbox")
 #: the real CLI, as a program that also reports its own peak resident memory (KiB) on its last stdout line
@@ -162,6 +164,12 @@ def kill_tree(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(30)
+
+
+def example_audio(name: str) -> tuple[np.ndarray, int]:
+    """A file of the bundled example (``mixture`` or a stem name) as float32 ``[channels, samples]``, and its rate in Hz."""
+    audio, rate = sf.read(EXAMPLE / f"{name}.flac", dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio.T), rate
 
 
 def write_toml(path: Path, text: str) -> Path:

@@ -5,11 +5,7 @@ Real audio: the bundled example (``examples/demo/``: piano, bass and drums with 
 no ``../shared`` needed), with and without its drums.
 """
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from tagbox_pipeline.audio_io import ArraySamples
@@ -19,20 +15,16 @@ from tagbox_pipeline.percussive import percussive_share
 from tagbox_pipeline.rivals import find_rivals
 from tagbox_pipeline.separation import Separator
 from tagbox_pipeline.track_plan import plan_chunks
+from support import example_audio
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo"
-RATE = sf.info(EXAMPLE / "mixture.flac").samplerate
-
-
-def _read(name: str) -> torch.Tensor:
-    return torch.from_numpy(sf.read(EXAMPLE / f"{name}.flac", dtype="float32", always_2d=True)[0].T.copy())
+MIXTURE, RATE = example_audio("mixture")
 
 
 @pytest.fixture(scope="module")
 def mixes() -> dict[str, torch.Tensor]:
     """Mono mixtures of the example ``[samples]``: as it is, without its drums, and the drums alone."""
-    piano, bass, drums = (_read(name).mean(dim=0) for name in ("piano", "bass", "drums"))
-    return {"with drums": _read("mixture").mean(dim=0), "without drums": piano + bass, "drums": drums}
+    piano, bass, drums = (torch.from_numpy(example_audio(name)[0]).mean(dim=0) for name in ("piano", "bass", "drums"))
+    return {"with drums": torch.from_numpy(MIXTURE).mean(dim=0), "without drums": piano + bass, "drums": drums}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +54,6 @@ def test_a_drum_kit_the_tags_miss_is_a_rival_of_a_single_request(mixes, separato
 
 def test_auto_detection_finds_the_drums(mixes, separator):
     settings = load_settings()
-    audio = np.ascontiguousarray(_read("mixture").numpy())
-    found = detect_sources(ArraySamples(audio), plan_chunks(audio.shape[1], RATE, settings), RATE,
+    found = detect_sources(ArraySamples(MIXTURE), plan_chunks(MIXTURE.shape[1], RATE, settings), RATE,
                            separator.models.taggers, separator.models.only, settings)
     assert "drums" in found and found["drums"] >= settings.rivals.percussive_share, found

@@ -6,10 +6,7 @@ by the original MTT musicnn from the wheel, with and without skipping.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import soundfile as sf
 import torch
 
 from tagbox_pipeline.config import load_settings
@@ -18,8 +15,8 @@ from tagbox_pipeline.priors.nmf import NMFPrior
 from tagbox_pipeline.taggers.base import TAGGER_RATE, quiet_rows, span_energies, to_tagger_rate
 from tagbox_pipeline.taggers.musicnn_tf import HOP, WINDOW_FRAMES
 from tagbox_pipeline.taggers.registry import get_tagger
+from support import example_audio
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo" / "mixture.flac"
 SHARE = 0.05
 #: one musicnn window, in 16 kHz samples
 WINDOW = WINDOW_FRAMES * HOP
@@ -28,9 +25,9 @@ WINDOW = WINDOW_FRAMES * HOP
 @pytest.fixture(scope="module")
 def components() -> torch.Tensor:
     """The example's 16 NMF components, mono at 16 kHz ``[16, samples]``."""
-    audio, rate = sf.read(EXAMPLE, dtype="float32", always_2d=True)
+    audio, rate = example_audio("mixture")
     prior = NMFPrior(load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40}).nmf)
-    state = prior.fit(torch.from_numpy(audio.T.copy()), rate, 1, seed=0)
+    state = prior.fit(torch.from_numpy(audio), rate, 1, seed=0)
     with torch.no_grad():
         return to_tagger_rate(prior.components(state), rate)
 

@@ -28,21 +28,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from tagbox_pipeline.bench.metrics import si_sdr_improvement
 from tagbox_pipeline.config import Settings
 from tagbox_pipeline.separation import Separator
+from support import EXAMPLE, example_audio
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo"
 VALUES = Path(__file__).with_name("data") / "regression_sisdr.json"
 TOLERANCE_DB = 0.5
-
-
-def _read(name: str) -> np.ndarray:
-    return sf.read(EXAMPLE / f"{name}.flac", dtype="float32", always_2d=True)[0].T.copy()
 
 
 SOURCES = [entry["name"] for entry in json.loads((EXAMPLE / "manifest.json").read_text())["sources"]]
@@ -51,10 +45,10 @@ SOURCES = [entry["name"] for entry in json.loads((EXAMPLE / "manifest.json").rea
 def measure() -> dict[str, float]:
     """SI-SDRi (dB) of each stem of the example, separated in memory with the default settings."""
     sources = SOURCES
-    mixture = _read("mixture")
-    rate = sf.info(EXAMPLE / "mixture.flac").samplerate
+    mixture, rate = example_audio("mixture")
     stems = Separator(Settings()).separate(mixture, rate, sources)
-    return {s: si_sdr_improvement(stems[s].sum(axis=0), _read(s).sum(axis=0), mixture.sum(axis=0)) for s in sources}
+    return {s: si_sdr_improvement(stems[s].sum(axis=0), example_audio(s)[0].sum(axis=0), mixture.sum(axis=0))
+            for s in sources}
 
 
 @pytest.fixture(scope="module")

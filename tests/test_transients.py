@@ -5,11 +5,8 @@ no ``../shared`` needed). Which source owns each component is measured, not assu
 in each true stem's magnitude (:meth:`NMFPrior.energies` with the stem as weights).
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from tagbox_pipeline.bench.metrics import si_sdr_improvement
@@ -18,18 +15,13 @@ from tagbox_pipeline.priors.nmf import NMFPrior
 from tagbox_pipeline.priors.transients import transience
 from tagbox_pipeline.stft import stft
 from tagbox_pipeline.taggers.vocabulary import resolve_source
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo"
-
-
-def _read(name: str) -> torch.Tensor:
-    return torch.from_numpy(sf.read(EXAMPLE / f"{name}.flac", dtype="float32", always_2d=True)[0].T.copy())
+from support import example_audio
 
 
 @pytest.fixture(scope="module")
 def example():
-    rate = sf.info(EXAMPLE / "mixture.flac").samplerate
-    return {"rate": rate, "mixture": _read("mixture"), **{name: _read(name) for name in ("piano", "bass", "drums")}}
+    audio = {name: example_audio(name) for name in ("mixture", "piano", "bass", "drums")}
+    return {"rate": audio["mixture"][1], **{name: torch.from_numpy(a) for name, (a, _) in audio.items()}}
 
 
 @pytest.fixture(scope="module")
