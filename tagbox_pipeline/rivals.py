@@ -51,13 +51,14 @@ def heard(mono: torch.Tensor, sample_rate: int, names: list[str], taggers: list[
         tags: built for ``[*skipped, *names]``: the skipped sources in front (a requested source
             without a tag is scored as what the named ones leave) are scored but not returned.
         percussive_from: smallest percussive share (:func:`.percussive.percussive_share`) that counts
-            (above 1: never; it is measured only when a drum kit is among ``names``).
+            (1: none, the tags alone; it is measured only when a drum kit is among ``names`` and this
+            is below 1).
     """
     with torch.no_grad():
         p = source_probabilities(mono[None], sample_rate, taggers, tags)[0, 0, len(tags.sources) - len(names):]
     evidence = [float(v) for v in p]
     drum_kits = [i for i, src in enumerate(tags.sources[len(tags.sources) - len(names):]) if src.percussive]
-    if drum_kits and percussive_from <= 1.0:
+    if drum_kits and percussive_from < 1.0:
         share = percussive_share(mono, sample_rate)
         if share >= percussive_from:
             for i in drum_kits:
