@@ -136,16 +136,17 @@ def test_batch_norm_after_pooling_is_bit_exact(shared, model):
 def test_rows_tagged_in_groups_match_one_pass(shared, taggers, monkeypatch):
     """Within the activation budget rows are tagged in groups; a budget of one row per pass gives the
     same taggram as tagging every row at once."""
-    from tagbox_pipeline.taggers import base
+    from tagbox_pipeline.taggers import budget
 
     tagger = taggers["MTT_musicnn"]
     audio = torch.from_numpy(golden(shared, "MTT_musicnn", "music")["audio"])[None]
     rows = torch.cat([audio, 0.5 * audio, audio.flip(-1)])
+    one_row = budget.ActivationBudget(1)
     with torch.no_grad():
         together = tagger(rows)
-        monkeypatch.setattr(base, "ACTIVATION_BUDGET", 1)
-        assert tagger.rows_per_pass(rows.shape[-1]) == 1
+        monkeypatch.setattr(budget, "BUDGET", one_row)
         grouped = tagger.tag(rows)
+    assert one_row.peak == tagger.row_bytes(rows.shape[-1]), "one row at a time"
     assert grouped.shape == together.shape
     assert torch.allclose(grouped, together, atol=1e-6)
 

@@ -4,24 +4,26 @@ A tagger is a frozen ``torch.nn.Module`` that maps 16 kHz mono audio to per-wind
 probabilities. It is differentiable with respect to its input audio; its weights never change
 (``requires_grad=False``, eval mode). :meth:`Tagger.taggram` accepts any sample rate and resamples
 differentiably to 16 kHz first (:func:`to_tagger_rate`, shared by every tagger of a batch), then
-tags the rows in groups whose activations fit :data:`ACTIVATION_BUDGET` bytes, so memory does not
-grow with the number of candidates or the chunk length.
+tags the rows in groups whose activations fit a share of the process-wide activation budget
+(:mod:`.budget`), so memory grows neither with the number of candidates, the chunk length, nor the
+number of threads tagging at once.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import lru_cache
 
 import julius
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from . import budget
+
 #: the rate every tagger here reads, in Hz
 TAGGER_RATE = 16000
-#: bytes of activations one tagger forward pass may hold (rows are tagged in groups that fit)
-ACTIVATION_BUDGET = 384 * 2**20
 
 
 @lru_cache(maxsize=None)
@@ -87,19 +89,21 @@ class Tagger(torch.nn.Module, ABC):
 
     def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` for the windows where ``loud`` is true; NaN for the others (all rows at once: the
-        tagger bounds its batches to :data:`ACTIVATION_BUDGET` itself)."""
+        tagger reserves its batches from :data:`.budget.BUDGET` itself)."""
         raise NotImplementedError(f"{self.name} tags every window")
 
     def windows_in(self, samples: int) -> int:
         """Analysis windows of one row of ``samples`` 16 kHz samples (default: back to back, a partial one counted)."""
         return max(1, math.ceil(samples / self.input_samples))
 
-    def rows_per_pass(self, samples: int) -> int:
-        """How many rows of ``samples`` 16 kHz samples one forward pass tags within :data:`ACTIVATION_BUDGET`."""
-        return max(1, ACTIVATION_BUDGET // (self.windows_in(samples) * self.window_bytes))
+    def row_bytes(self, samples: int) -> int:
+        """Activation bytes of tagging one row of ``samples`` 16 kHz samples (all its windows at once)."""
+        return self.windows_in(samples) * self.window_bytes
 
     def tag(self, audio: torch.Tensor, skip: float = 0.0) -> torch.Tensor:
-        """:meth:`forward` over ``[batch, samples]`` 16 kHz audio, in groups of :meth:`rows_per_pass` rows.
+        """:meth:`forward` over ``[batch, samples]`` 16 kHz audio, in groups of rows whose activations are
+        reserved from :data:`.budget.BUDGET` (a differentiable call recomputes one group at a time in
+        the backward pass, outside the reservation).
 
         Args:
             skip: when above 0, the rows are parts of one mixture (e.g. NMF components): in each
@@ -111,7 +115,7 @@ class Tagger(torch.nn.Module, ABC):
         if loud is not None:
             return self.tag_loud(audio, loud)
         forward = self._recomputed if torch.is_grad_enabled() and audio.requires_grad else self
-        return torch.cat([forward(part) for part in audio.split(self.rows_per_pass(audio.shape[-1]))])
+        return torch.cat(in_groups(forward, audio, self.row_bytes(audio.shape[-1])))
 
     def _recomputed(self, audio: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` whose activations are not kept for the backward pass but recomputed there
@@ -122,6 +126,21 @@ class Tagger(torch.nn.Module, ABC):
     def taggram(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Resample ``[batch, samples]`` audio at ``sample_rate`` Hz to 16 kHz (differentiably) and tag it."""
         return self.tag(to_tagger_rate(audio, sample_rate))
+
+
+def in_groups(forward: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, unit: int,
+              step: int = 1) -> list[torch.Tensor]:
+    """``forward`` over consecutive groups of ``rows`` (dim 0) -> its outputs in order; each group is a
+    multiple of ``step`` rows (but the last) and its ``unit`` bytes per row are reserved from
+    :data:`.budget.BUDGET` while it runs."""
+    outputs: list[torch.Tensor] = []
+    start = 0
+    with budget.BUDGET.tagging():
+        while start < len(rows):
+            with budget.BUDGET.reserve(unit * step, math.ceil((len(rows) - start) / step)) as steps:
+                outputs.append(forward(rows[start:start + steps * step]))
+            start += steps * step
+    return outputs
 
 
 def quiet_rows(energies: torch.Tensor, share: float) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import WeightsError
-from .base import ACTIVATION_BUDGET, Tagger, quiet_rows, span_energies
+from .base import Tagger, in_groups, quiet_rows, span_energies
 from .musicnn_wheel import package_dir
 from .tf_bundle import read_bundle
 
@@ -287,18 +287,16 @@ class OriginalMusicnn(Tagger):
     def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
         """The network on the windows where ``loud`` ``[B, W]`` is true; NaN elsewhere.
 
-        The log-mels are computed :meth:`rows_per_pass` rows at a time; the loud windows of all rows
-        then go through the network in batches of one size (the last padded to a multiple of
-        :data:`LOUD_BATCH_STEP` windows), so the allocator reuses the same blocks instead of growing
-        the heap for every new batch size.
+        The log-mels are computed in groups of rows; the loud windows of all rows then go through
+        the network in batches of a multiple of :data:`LOUD_BATCH_STEP` windows (the last one
+        zero-padded to it), so the allocator mostly reuses the same blocks instead of growing the
+        heap for every new batch size. Both reserve from :data:`.budget.BUDGET`.
         """
-        rows = self.rows_per_pass(audio.shape[-1])
-        chunks = torch.cat([self.windows(self.logmel(part))[keep] for part, keep in zip(audio.split(rows),
-                                                                                         loud.split(rows))])
+        logmels = in_groups(lambda rows: self.windows(self.logmel(rows)), audio, self.row_bytes(audio.shape[-1]))
+        chunks = torch.cat(logmels)[loud]
         tagged = chunks.new_full((*loud.shape, len(self.tags)), float("nan"))
         if len(chunks):
-            per_pass = max(LOUD_BATCH_STEP, ACTIVATION_BUDGET // self.window_bytes // LOUD_BATCH_STEP * LOUD_BATCH_STEP)
-            tagged[loud] = torch.cat([self._padded_tags(batch) for batch in chunks.split(per_pass)])
+            tagged[loud] = torch.cat(in_groups(self._padded_tags, chunks, self.window_bytes, LOUD_BATCH_STEP))
         return tagged
 
     def _padded_tags(self, windows: torch.Tensor) -> torch.Tensor:
