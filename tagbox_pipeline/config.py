@@ -55,6 +55,10 @@ class NMFSettings(Section):
         "isolated", description="how the warm start hears a component: 'isolated' (each component tagged alone), "
                                 "'occlusion' (the mixture tagged without it: what the taggers miss when it is "
                                 "gone), 'both' (their logits added; twice the tagging; see bench/results/ablation.md)")
+    context_gain: float = Field(0.1, ge=0, description="the isolated evidence hears each component over the chunk's "
+                                                       "mixture at this gain (default 0.1: the mixture 20 dB down, "
+                                                       "so a fragment is heard in the music it belongs to; 0: the "
+                                                       "component alone, the default before 2026-12-06 evening)")
     quiet_share: float = Field(0.01, ge=0, lt=1, description="in each tagger window, the quietest components that "
                                                              "together hold less than this share of its energy are "
                                                              "not tagged alone (neutral evidence; 0: all are)")

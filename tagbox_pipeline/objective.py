@@ -59,7 +59,8 @@ class SourceTags:
 
 
 def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Tagger],
-                         source_tags: SourceTags, blocks: int = 1, skip: float = 0.0) -> torch.Tensor:
+                         source_tags: SourceTags, blocks: int = 1, skip: float = 0.0,
+                         context: torch.Tensor | None = None) -> torch.Tensor:
     """p(source | audio) per time block for a batch ``[B, samples]`` -> ``[B, blocks, S]``.
 
     The batch is resampled to the taggers' 16 kHz once. Taggers that score none of the requested
@@ -72,9 +73,12 @@ def source_probabilities(audio: torch.Tensor, sample_rate: int, taggers: list[Ta
         skip: the rows are parts of one mixture: a tagger may leave out, in each window, the quietest
             parts holding less than this share of its energy (:meth:`Tagger.tag`); such a window
             gets the tagger's mean over the windows it tagged, so it leans towards no source.
+        context: optional ``[samples]`` audio (same rate) every row is heard over (:meth:`Tagger.tag`).
     """
     audio = to_tagger_rate(audio, sample_rate)
-    taggrams = [_fill_untagged(tagger.tag(audio, skip)) if source_tags.uses(t) else None  # [B, windows, tags]
+    if context is not None:
+        context = to_tagger_rate(context[None], sample_rate)[0]
+    taggrams = [_fill_untagged(tagger.tag(audio, skip, context)) if source_tags.uses(t) else None  # [B, windows, tags]
                 for t, tagger in enumerate(taggers)]
     columns: list[torch.Tensor | None] = []
     for per_tagger in source_tags.indices:

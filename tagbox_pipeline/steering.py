@@ -201,9 +201,12 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
     bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
     trust = torch.tensor([1.0] * len(sources) + [settings.rivals.cue_trust] * len(rivals))
     percussive = torch.tensor([source.percussive for source in source_tags.sources])
-    prior.warm_start(state, lambda audio, skip: torch.log(
-        source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip).clamp_min(1e-6)), bias, trust,
-        percussive)
+
+    def log_probabilities(audio: torch.Tensor, skip: float = 0.0, context: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.log(source_probabilities(audio, sample_rate, taggers, source_tags, blocks, skip,
+                                              context).clamp_min(1e-6))
+
+    prior.warm_start(state, log_probabilities, bias, trust, percussive)
     steps = prior.steps_for(settings.steps, len(sources))
     # (checked before building the optimiser: its first construction imports torch's compiler stack, about 2 s)
     if steps:

@@ -29,8 +29,10 @@ def stereo_gains(angles_degrees: list[float]) -> torch.Tensor:
     return torch.stack([torch.cos(radians), torch.sin(radians)])
 
 
-def low_or_not(audio: torch.Tensor, skip: float = 0.0) -> torch.Tensor:
-    """A :data:`~tagbox_pipeline.priors.base.SourceScorer` of two "sources" for ``[B, samples]`` at
-    :data:`RATE`: the weight-free low-band share, and the rest (it tags every part: no skip) -> ``[B, 1, 2]``."""
-    low = get_tagger("spectral", "cpu").taggram(audio, RATE).mean(1, keepdim=True)
+def low_or_not(audio: torch.Tensor, skip: float = 0.0, context: torch.Tensor | None = None) -> torch.Tensor:
+    """A :class:`~tagbox_pipeline.priors.base.SourceScorer` of two "sources" for ``[B, samples]`` at
+    :data:`RATE` (each row heard over ``context`` when given): the weight-free low-band share, and the rest
+    (it tags every part: no skip) -> ``[B, 1, 2]``."""
+    heard = audio if context is None else audio + context
+    low = get_tagger("spectral", "cpu").taggram(heard, RATE).mean(1, keepdim=True)
     return torch.log(torch.cat([low, 1 - low], dim=2).clamp_min(1e-6))

@@ -151,6 +151,25 @@ def test_rows_tagged_in_groups_match_one_pass(shared, taggers, monkeypatch):
     assert torch.allclose(grouped, together, atol=1e-6)
 
 
+def test_rows_heard_over_a_context_are_tagged_as_their_sums_with_quiet_windows_chosen_from_the_rows(shared, taggers):
+    """``tag(rows, skip, context)`` tags every row plus the context; the windows left out (NaN) are those
+    the rows alone would leave out, so a near-silent row stays untagged although its sum is loud."""
+    tagger = taggers["MTT_musicnn"]
+    audio = torch.from_numpy(golden(shared, "MTT_musicnn", "music")["audio"])
+    rows = torch.stack([audio, 0.3 * audio.flip(-1), 1e-3 * audio])
+    context = 0.1 * audio.roll(len(audio) // 3)
+    with torch.no_grad():
+        summed = tagger.tag(rows + context)
+        everything = tagger.tag(rows, 0.0, context)
+        heard = tagger.tag(rows, 0.01, context)
+        alone = tagger.tag(rows, 0.01)
+    assert torch.allclose(everything, summed, atol=1e-6)
+    untagged = heard.isnan().all(dim=-1)
+    assert torch.equal(untagged, alone.isnan().all(dim=-1))
+    assert untagged[2].all() and not untagged[:2].any(), untagged
+    assert torch.allclose(heard[~untagged], summed[~untagged], atol=1e-6)
+
+
 @pytest.mark.parametrize("shape, window, stride", [((2, 3, 187, 96), (4, 1), (2, 2)), ((2, 3, 93, 48), (2, 2), (2, 2)),
                                                    ((2, 3, 11, 6), (4, 4), (4, 4)), ((2, 3, 9, 7), (3, 2), (2, 3))])
 def test_max_pool_by_strided_maxima_equals_torch_pooling(shape, window, stride):

@@ -2,6 +2,7 @@
 the sides are read from the bench manifest)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -91,8 +92,7 @@ def test_warm_start_by_low_band_share_moves_the_low_end_into_the_stem(clip, prio
     """
     low = get_tagger("spectral", "cpu")
     state = prior.fit(clip["mixture"], RATE, 1, seed=0)
-    prior.warm_start(state, lambda audio, skip: torch.log(low.taggram(audio, RATE).mean(1, keepdim=True)
-                                                    .clamp_min(1e-6)))
+    prior.warm_start(state, lambda audio, skip=0.0, context=None: low_or_not(audio, skip, context)[..., :1])
     stem = prior.stems(state)[0].mean(0)
     share = lambda audio: float(low.taggram(audio[None], RATE).mean())
     assert share(stem) > share(clip["mixture"].mean(0)) + 0.1
@@ -143,13 +143,14 @@ def test_stereo_false_factorises_the_downmix_and_masks_every_channel_alike(clip)
     assert (masks["stereo"][:, 0] - masks["stereo"][:, 1]).abs().mean() > 0.01
 
 
-@pytest.mark.parametrize("evidence", ["isolated", "occlusion", "both"])
-def test_every_kind_of_tag_evidence_moves_the_low_end_into_the_low_stem(clip, evidence):
-    """Scored as low band / the rest, each evidence (components tagged alone, the mixture tagged without
-    each of them, or both) gives the 'low' stem a much larger low-band share than the mixture and the
-    'rest' stem a smaller one."""
+@pytest.mark.parametrize("evidence, context_gain", [("isolated", 0.0), ("isolated", 0.1), ("occlusion", 0.0),
+                                                    ("both", 0.1)])
+def test_every_kind_of_tag_evidence_moves_the_low_end_into_the_low_stem(clip, evidence, context_gain):
+    """Scored as low band / the rest, each evidence (components tagged alone or over the mixture, the
+    mixture tagged without each of them, or both) gives the 'low' stem a much larger low-band share than
+    the mixture and the 'rest' stem a smaller one."""
     prior = NMFPrior(load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40,
-                                              "nmf.evidence": evidence}).nmf)
+                                              "nmf.evidence": evidence, "nmf.context_gain": context_gain}).nmf)
     low = get_tagger("spectral", "cpu")
     share = lambda audio: float(low.taggram(audio[None], RATE).mean())
     state = prior.fit(clip["mixture"], RATE, 2, seed=0)
@@ -158,3 +159,28 @@ def test_every_kind_of_tag_evidence_moves_the_low_end_into_the_low_stem(clip, ev
     mixture = share(clip["mixture"].mean(0))
     assert share(stems[0]) > mixture + 0.1 and share(stems[1]) < mixture - 0.05, (share(stems[0]), mixture,
                                                                                   share(stems[1]))
+
+
+def test_a_context_gain_has_each_component_heard_over_that_much_of_the_mixture(clip):
+    """With ``context_gain`` g, the isolated evidence is the relative score of every component plus g x the
+    chunk's mixture (the components' sum), and the scorer is told which part is the component (to pick the
+    quiet ones); it differs from the evidence of the components alone."""
+    settings = load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40, "nmf.context_gain": 0.1})
+    prior = NMFPrior(settings.nmf)
+    state = prior.fit(clip["mixture"], RATE, 2, seed=0)
+    contexts = []
+
+    def recording(audio, skip=0.0, context=None):
+        contexts.append(context)
+        return low_or_not(audio, skip, context)
+
+    with torch.no_grad():
+        evidence = prior.tag_evidence(state, recording)
+        parts = prior.components(state)
+        alone = NMFPrior(settings.nmf.model_copy(update={"context_gain": 0.0})).tag_evidence(state, low_or_not)
+    mixture = parts.sum(dim=0)
+    assert len(contexts) == 1 and torch.allclose(contexts[0], 0.1 * mixture)
+    heard = low_or_not(parts + 0.1 * mixture)
+    expected = (heard - torch.logsumexp(heard.flatten(0, 1), dim=0) + math.log(len(parts))) / settings.nmf.temperature
+    assert torch.allclose(evidence, expected, atol=1e-5)
+    assert (evidence - alone).abs().max() > 0.1

@@ -20,6 +20,9 @@ on the held-out set; this clip loses (piano +2.85 → +3.06, bass +1.39 → +0.4
 Re-recorded for issue 12 (2026-12-06, midday): the transient cue that gives a drum kit the components
 whose activations come in bursts (``nmf.transient_weight`` 4), chosen on bench-dev's confirm clips and
 checked on the held-out set (piano +3.06 → +3.04, bass +0.48 → +1.72, drums +6.96 → +7.91 dB).
+Re-recorded for issue 12 (2026-12-06 evening): each component tagged over the chunk's mixture 20 dB
+down (``nmf.context_gain`` 0.1), chosen on bench-dev's confirm clips and checked on the held-out set
+(piano +3.04 → +3.48, bass +1.72 → +1.51, drums +7.91 → +8.13 dB).
 """
 
 from __future__ import annotations

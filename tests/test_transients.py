@@ -52,7 +52,7 @@ def test_drum_components_are_transient_and_pitched_ones_are_not(example, fitted,
 
 def _drums_against_the_rest(example, prior, state, percussive):
     """Warm-start drums (source 0) against one other source with tags that tell nothing apart -> drums SI-SDRi (dB)."""
-    prior.warm_start(state, lambda audio, skip: torch.zeros(len(audio), 1, 2), percussive=percussive)
+    prior.warm_start(state, lambda audio, *_: torch.zeros(len(audio), 1, 2), percussive=percussive)
     stem = prior.stems(state)[0].numpy()
     return si_sdr_improvement(stem.sum(axis=0), example["drums"].numpy().sum(axis=0),
                               example["mixture"].numpy().sum(axis=0))

@@ -23,6 +23,8 @@ CELLS = [("studio", "all"), ("mono", "all"), ("studio", "single")]
 #: variant name -> settings overrides (dotted keys, as on the command line)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "components heard alone (nmf.context_gain = 0, the default before 2026-12-06 evening)":
+        {"nmf.context_gain": 0.0},
     "occlusion evidence (nmf.evidence = occlusion)": {"nmf.evidence": "occlusion"},
     "isolated + occlusion evidence (nmf.evidence = both)": {"nmf.evidence": "both"},
     "rest_logit 0 (the default before 2026-12-02)": {"nmf.rest_logit": 0.0},

@@ -8,16 +8,23 @@ prior never change. Implementations: :mod:`.nmf` (CPU default), :mod:`.jukebox` 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
-#: Scores a batch of mono estimates ``[B, samples]`` at the chunk's rate and returns, per estimate and
-#: time block, the log-probability of each requested source ``[B, blocks, n_sources]`` (no gradient
-#: needed for warm starts). The number of blocks is the scorer's choice (equal blocks over the chunk).
-#: The second argument, ``skip`` (0 for all), says the batch is parts of one mixture and lets the
-#: taggers leave out the quietest parts of each window (see :func:`..objective.source_probabilities`).
-SourceScorer = Callable[[torch.Tensor, float], torch.Tensor]
+
+class SourceScorer(Protocol):
+    """Scores a batch of mono estimates ``[B, samples]`` at the chunk's rate and returns, per estimate and
+    time block, the log-probability of each requested source ``[B, blocks, n_sources]`` (no gradient
+    needed for warm starts). The number of blocks is the scorer's choice (equal blocks over the chunk).
+
+    ``skip`` (0 for all) says the batch is parts of one mixture and lets the taggers leave out the
+    quietest parts of each window (see :func:`..objective.source_probabilities`); ``context``, an
+    optional ``[samples]`` signal at the same rate, is added to every row as it is heard.
+    """
+
+    def __call__(self, audio: torch.Tensor, skip: float = 0.0,
+                 context: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 class Prior(ABC):

@@ -170,8 +170,8 @@ class NMFPrior(Prior):
         """Share components competitively by how each one is tagged, then by what a source's components share.
 
         The tag logits ``g[s, k, b]`` of component k in time block b come from
-        :meth:`tag_evidence` (components alone, and in ``groups`` groups of components that sit
-        and sound alike, :mod:`.grouping`); the rest row is ``settings.rest_logit`` (default −2),
+        :meth:`tag_evidence` (components heard over the mixture ``context_gain`` down, and ``groups``
+        groups of components that sit and sound alike, :mod:`.grouping`); the rest row is ``settings.rest_logit`` (default −2),
         so a component that sounds much less like every steered source than an average component
         (in an average block) goes mostly to the residual. Then :func:`.consistency.refine_by_cues` pulls each
         source's components together: towards one direction (:func:`.panning.spatial_cue`,
@@ -202,14 +202,16 @@ class NMFPrior(Prior):
     def tag_evidence(self, state: NMFState, score: SourceScorer, groups: torch.Tensor | None = None) -> torch.Tensor:
         """How much each component sounds like each source, as share-out logits ``[K, blocks, S]``.
 
-        ``isolated`` (``settings.evidence``): component k is tagged alone, and its evidence is
-        relative to the average component: ``(log p_kb(s) − log mean_jc p_jc(s)) / T`` (T =
-        ``temperature``). ``occlusion``: the mixture is tagged without component k, and the drop
-        ``log p_b(s | mix) − log p_b(s | mix − k)`` is standardised per source over components and
-        blocks (a tagger hears a component in the context it was trained on, but a source spread over
-        many components barely misses one). ``both``: the sum. In each tagger window, the quietest
-        components holding less than ``quiet_share`` of its energy are not tagged alone (neutral
-        evidence there).
+        ``isolated`` (``settings.evidence``): component k is tagged over the chunk's mixture at
+        ``context_gain`` (default 0.1, 20 dB down; 0: alone): the taggers were trained on whole mixes,
+        and a fragment heard in the music it belongs to sounds more like its instrument than on its
+        own; its evidence is relative to the average component: ``(log p_kb(s) − log mean_jc
+        p_jc(s)) / T`` (T = ``temperature``). ``occlusion``: the mixture is tagged without component
+        k, and the drop ``log p_b(s | mix) − log p_b(s | mix − k)`` is standardised per source over
+        components and blocks (a tagger hears a component in the context it was trained on, but a
+        source spread over many components barely misses one). ``both``: the sum. In each tagger
+        window, the quietest components holding less than ``quiet_share`` of its energy (their own,
+        not with the context) are not tagged (neutral evidence there).
 
         Args:
             groups: optional group number of every component ``[K]`` (:mod:`.grouping`): each group's
@@ -219,10 +221,11 @@ class NMFPrior(Prior):
         s = self.settings
         parts = self.components(state)  # [K, samples]
         evidence = 0
+        mixture = parts.sum(dim=0, keepdim=True)
         if s.evidence != "occlusion":
-            evidence += _relative(score(parts, s.quiet_share), s.temperature)
+            context = s.context_gain * mixture[0] if s.context_gain > 0 else None
+            evidence += _relative(score(parts, s.quiet_share, context), s.temperature)
         if s.evidence != "isolated":
-            mixture = parts.sum(dim=0, keepdim=True)
             log_p = score(torch.cat([mixture, mixture - parts]), 0.0)
             drop = log_p[:1] - log_p[1:]
             evidence += (drop - drop.mean(dim=(0, 1))) / drop.std(dim=(0, 1)).clamp_min(_EPS)

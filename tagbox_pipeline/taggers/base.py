@@ -87,9 +87,10 @@ class Tagger(torch.nn.Module, ABC):
         window (the default; a tagger that can leave windows out overrides this and :meth:`tag_loud`)."""
         return None
 
-    def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for the windows where ``loud`` is true; NaN for the others (all rows at once: the
-        tagger reserves its batches from :data:`.budget.BUDGET` itself)."""
+    def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` of the rows (plus ``context``, see :meth:`tag`) for the windows where ``loud`` is
+        true; NaN for the others (all rows at once: the tagger reserves its batches from
+        :data:`.budget.BUDGET` itself)."""
         raise NotImplementedError(f"{self.name} tags every window")
 
     def windows_in(self, samples: int) -> int:
@@ -100,7 +101,7 @@ class Tagger(torch.nn.Module, ABC):
         """Activation bytes of tagging one row of ``samples`` 16 kHz samples (all its windows at once)."""
         return self.windows_in(samples) * self.window_bytes
 
-    def tag(self, audio: torch.Tensor, skip: float = 0.0) -> torch.Tensor:
+    def tag(self, audio: torch.Tensor, skip: float = 0.0, context: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`forward` over ``[batch, samples]`` 16 kHz audio, in groups of rows whose activations are
         reserved from :data:`.budget.BUDGET` (a differentiable call recomputes one group at a time in
         the backward pass, outside the reservation).
@@ -110,12 +111,15 @@ class Tagger(torch.nn.Module, ABC):
                 analysis window, the quietest rows that together hold less than this share of the
                 window's energy may be left untagged (NaN), by a tagger whose :meth:`loud_windows`
                 says so; the tag of a part that is hardly there is not worth its convolutions.
+            context: optional ``[samples]`` 16 kHz audio added to every row as it is tagged (each row
+                heard over it); the quiet windows are still chosen from the rows alone.
         """
         loud = self.loud_windows(audio, skip) if skip > 0 else None
         if loud is not None:
-            return self.tag_loud(audio, loud)
+            return self.tag_loud(audio, loud, context)
         forward = self._recomputed if torch.is_grad_enabled() and audio.requires_grad else self
-        return torch.cat(in_groups(forward, audio, self.row_bytes(audio.shape[-1])))
+        heard = forward if context is None else lambda rows: forward(rows + context)
+        return torch.cat(in_groups(heard, audio, self.row_bytes(audio.shape[-1])))
 
     def _recomputed(self, audio: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` whose activations are not kept for the backward pass but recomputed there

@@ -284,15 +284,16 @@ class OriginalMusicnn(Tagger):
         batch, count = chunks.shape[:2]
         return torch.sigmoid(self.logits(chunks.flatten(0, 1))).reshape(batch, count, -1)
 
-    def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
-        """The network on the windows where ``loud`` ``[B, W]`` is true; NaN elsewhere.
+    def tag_loud(self, audio: torch.Tensor, loud: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The network on the windows where ``loud`` ``[B, W]`` is true (rows plus ``context``); NaN elsewhere.
 
         The log-mels are computed in groups of rows; the loud windows of all rows then go through
         the network in batches of a multiple of :data:`LOUD_BATCH_STEP` windows (the last one
         zero-padded to it), so the allocator mostly reuses the same blocks instead of growing the
         heap for every new batch size. Both reserve from :data:`.budget.BUDGET`.
         """
-        logmels = in_groups(lambda rows: self.windows(self.logmel(rows)), audio, self.row_bytes(audio.shape[-1]))
+        logmels = in_groups(lambda rows: self.windows(self.logmel(rows if context is None else rows + context)), audio,
+                            self.row_bytes(audio.shape[-1]))
         chunks = torch.cat(logmels)[loud]
         tagged = chunks.new_full((*loud.shape, len(self.tags)), float("nan"))
         if len(chunks):
