@@ -81,12 +81,15 @@ def _cache_key_from_parameters(context: TaskRunContext, parameters: dict[str, An
     return parameters["cache_key"]
 
 
-@task(name="steer-chunk", persist_result=True, cache_key_fn=_cache_key_from_parameters,
-      task_run_name="steer-chunk-{index}")
+@task(name="steer-chunk", persist_result=True, cache_result_in_memory=False,
+      cache_key_fn=_cache_key_from_parameters, task_run_name="steer-chunk-{index}")
 def steer_chunk(plan: TrackPlan, index: int, cache_key: str) -> ChunkResult:
     """Steer every requested source of chunk ``index`` at once; returns the engine's ChunkResult.
 
-    ``cache_key`` is only read by the cache policy (see :func:`chunk_cache_key`).
+    ``cache_key`` is only read by the cache policy (see :func:`chunk_cache_key`). The result is
+    persisted but not kept in memory: Prefect's result store keeps up to 1000 records in an LRU
+    shared by the runs of a process, so a long-running watcher held every chunk's stems it had
+    separated (measured: +1.7 MiB per 1 s file over 280 files).
     """
     separator = separator_for(plan.settings)
     if separator.device == "cuda":
