@@ -52,7 +52,8 @@ class NMFSettings(Section):
                                                 "than an average component; 0 sends more doubt to the residual "
                                                 "(see bench/results/quality.md)")
     evidence: Literal["isolated", "occlusion", "both"] = Field(
-        "isolated", description="how the warm start hears a component: 'isolated' (each component tagged alone), "
+        "isolated", description="how the warm start hears a component: 'isolated' (each component tagged, over "
+                                "the mixture context_gain down), "
                                 "'occlusion' (the mixture tagged without it: what the taggers miss when it is "
                                 "gone), 'both' (their logits added; twice the tagging; see bench/results/ablation.md)")
     context_gain: float = Field(0.1, ge=0, description="the isolated evidence hears each component over the chunk's "
