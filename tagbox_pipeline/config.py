@@ -64,7 +64,7 @@ class NMFSettings(Section):
                                                              "together hold less than this share of its energy are "
                                                              "not tagged alone (neutral evidence; 0: all are)")
     groups: int = Field(6, ge=0, description="the warm start also tags this many groups of components that sit and "
-                                             "sound alike (k-means on the direction, register and envelope cues; "
+                                             "sound alike (k-means on the direction, register, envelope and harmonics cues; "
                                              "one more tagging per group), each adding group_weight x its evidence "
                                              "to its components (0, or fewer than two components per group: "
                                              "components alone)")
@@ -88,12 +88,16 @@ class NMFSettings(Section):
     envelope_weight: float = Field(0.3, ge=0, description="weight of the envelope cue in the warm start: each source's "
                                                           "components pulled towards one spectral envelope (cepstrum "
                                                           "of the log mel spectrum; 0: off)")
+    harmonics_weight: float = Field(1.0, ge=0, description="weight of the harmonics cue in the warm start: each "
+                                                           "source's components pulled towards one harmonic profile "
+                                                           "(relative strengths of the first 8 harmonics over the "
+                                                           "component's own fundamental; 0: off)")
     transient_weight: float = Field(4.0, ge=0, description="weight of the transient cue in the warm start: a drum "
                                                            "kit's share of each component is raised by this x the "
                                                            "component's transience (the burst share of its "
                                                            "activation, in [0, 1]; 0: off)")
     spatial_rounds: int = Field(5, ge=0, description="rounds of the warm start's refinement by the cues (direction, "
-                                                     "register, envelope <-> shares)")
+                                                     "register, envelope, harmonics <-> shares)")
 
 
 class RivalSettings(Section):

@@ -9,7 +9,6 @@ from tagbox_pipeline.priors.consistency import Cue
 from tagbox_pipeline.priors.grouping import group_components
 from tagbox_pipeline.priors.nmf import NMFPrior
 from tagbox_pipeline.priors.panning import spatial_cue
-from tagbox_pipeline.priors.timbre import timbre_cues
 from tagbox_pipeline.stft import stft
 
 SECONDS = 3
@@ -48,9 +47,7 @@ def test_groups_of_real_components_are_mostly_one_instrument(d02):
     prior = NMFPrior(load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40}).nmf)
     s = prior.settings
     state = prior.fit(d02["mixture"], RATE, 3, seed=0)
-    f = state.factors
-    cues = [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
-            *timbre_cues(f.spectra, RATE, s.n_fft, s.register_weight, s.envelope_weight)]
+    cues = prior.cues(state)
     energies = prior.energies(state)
     truth = stft(torch.stack([d02[n] for n in ("flute", "guitar", "bass")]), s.n_fft, s.hop).abs()
     owned = prior.energies(state, truth)  # [3, K]: each instrument's energy in each component

@@ -22,7 +22,10 @@ whose activations come in bursts (``nmf.transient_weight`` 4), chosen on bench-d
 checked on the held-out set (piano +3.06 → +3.04, bass +0.48 → +1.72, drums +6.96 → +7.91 dB).
 Re-recorded for issue 12 (2026-12-06 evening): each component tagged over the chunk's mixture 20 dB
 down (``nmf.context_gain`` 0.1), chosen on bench-dev's confirm clips and checked on the held-out set
-(piano +3.04 → +3.48, bass +1.72 → +1.51, drums +7.91 → +8.13 dB).
+(piano +3.04 → +3.48, bass +1.72 → +1.51, drums +7.91 → +8.13 dB). Re-recorded for issue 12
+(2026-12-06 night): the harmonics cue (``nmf.harmonics_weight`` 1.0), chosen on bench-dev's confirm
+clips and checked on the held-out set; this clip loses (piano +3.48 → +2.94, bass +1.51 → +0.66,
+drums +8.13 → +7.74 dB; at weight 0.5 it would keep +3.47 / +1.42 / +8.01).
 """
 
 from __future__ import annotations

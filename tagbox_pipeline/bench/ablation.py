@@ -34,8 +34,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no spatial cue (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
     "no register cue (nmf.register_weight = 0)": {"nmf.register_weight": 0.0},
     "no envelope cue (nmf.envelope_weight = 0)": {"nmf.envelope_weight": 0.0},
+    "no harmonics cue (nmf.harmonics_weight = 0, the default before 2026-12-06 night)":
+        {"nmf.harmonics_weight": 0.0},
     "no timbre cues (the default before 2026-12-06)": {"nmf.register_weight": 0.0, "nmf.envelope_weight": 0.0,
-                                                       "rivals.cue_trust": 1.0},
+                                                       "nmf.harmonics_weight": 0.0, "rivals.cue_trust": 1.0},
     "rivals' cues in full (rivals.cue_trust = 1)": {"rivals.cue_trust": 1.0},
     "mono NMF of the downmix (nmf.stereo = false)": {"nmf.stereo": False},
     "3 s gate blocks": {"nmf.block_seconds": 3.0},

@@ -23,7 +23,7 @@ from ..config import NMFSettings
 from ..stft import istft, stft
 from ..timeline import stretch
 from .base import Prior, SourceScorer
-from .consistency import refine_by_cues
+from .consistency import Cue, refine_by_cues
 from .gates import shares
 from .grouping import group_components
 from .panning import spatial_cue
@@ -176,8 +176,8 @@ class NMFPrior(Prior):
         source than an average component (in an average block) goes mostly to the residual. Then
         :func:`.consistency.refine_by_cues` pulls each source's components together: towards one
         direction (:func:`.panning.spatial_cue`,
-        ``spatial_*`` settings), one register and one spectral envelope (:func:`.timbre.timbre_cues`,
-        ``register_weight``, ``envelope_weight``). The gates become time-varying with as many blocks
+        ``spatial_*`` settings), one register, one spectral envelope and one harmonic profile
+        (:func:`.timbre.timbre_cues`, ``register_weight``, ``envelope_weight``, ``harmonics_weight``). The gates become time-varying with as many blocks
         as the scorer returns. ``bias[s]`` is added to source s's tag logits; ``trust[s]`` scales
         source s's cue terms. A ``percussive`` source (a drum kit) also gets ``transient_weight`` ×
         each component's transience (:func:`.transients.transience`) added to its tag logits: drum
@@ -186,8 +186,7 @@ class NMFPrior(Prior):
         s = self.settings
         f = state.factors
         with torch.no_grad():
-            cues = [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
-                    *timbre_cues(f.spectra, state.sample_rate, s.n_fft, s.register_weight, s.envelope_weight)]
+            cues = self.cues(state)
             energies = self.energies(state)
             evidence = self.tag_evidence(state, score, group_components(cues, energies, s.groups))  # [K, blocks, S]
             logits = torch.full((state.logits.shape[0], *evidence.shape[:2]), s.rest_logit, device=evidence.device)
@@ -199,6 +198,14 @@ class NMFPrior(Prior):
                 logits[:-1][percussive.to(logits.device)] += s.transient_weight * burst[:, None]
             logits = refine_by_cues(logits, cues, energies, s.spatial_rounds, trust)
             state.logits = logits.requires_grad_(True)
+
+    def cues(self, state: NMFState) -> list[Cue]:
+        """The consistency cues of the chunk's components (those of weight > 0): direction
+        (:func:`.panning.spatial_cue`), register, envelope and harmonics (:func:`.timbre.timbre_cues`)."""
+        s, f = self.settings, state.factors
+        return [*spatial_cue(f.gains, s.spatial_weight, s.spatial_min_spread_degrees),
+                *timbre_cues(f.spectra, state.sample_rate, s.n_fft, s.register_weight, s.envelope_weight,
+                             s.harmonics_weight)]
 
     def tag_evidence(self, state: NMFState, score: SourceScorer, groups: torch.Tensor | None = None) -> torch.Tensor:
         """How much each component sounds like each source, as share-out logits ``[K, blocks, S]``.
