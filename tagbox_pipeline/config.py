@@ -64,8 +64,9 @@ class NMFSettings(Section):
                                                              "together hold less than this share of its energy are "
                                                              "not tagged alone (neutral evidence; 0: all are)")
     groups: int = Field(6, ge=0, description="the warm start also tags this many groups of components that sit and "
-                                             "sound alike (k-means on the direction, register, envelope and harmonics cues; "
-                                             "one more tagging per group), each adding group_weight x its evidence "
+                                             "sound alike (k-means on the direction, register, envelope and "
+                                             "harmonics cues; one more tagging per group), each adding "
+                                             "group_weight x its evidence "
                                              "to its components (0, or fewer than two components per group: "
                                              "components alone)")
     group_weight: float = Field(0.25, ge=0, description="weight of a group's tag evidence beside its components' own")

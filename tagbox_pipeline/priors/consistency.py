@@ -3,8 +3,8 @@
 Tags alone share components between sources by how each one sounds to a tagger on its own, which is
 a weak cue for a single component. A source's components also have things in common: they come from
 about one direction of the stereo field (:mod:`.panning`), one register, one spectral envelope and one
-harmonic profile (:mod:`.timbre`). :func:`refine_by_cues` alternates (a few EM-like rounds) between estimating, per
-source and per cue, the centre and spread of its components' features from its current shares
+harmonic profile (:mod:`.timbre`). :func:`refine_by_cues` alternates (a few EM-like rounds) between
+estimating, per source and per cue, the centre and spread of its components' features from its current shares
 (weighted by each component's energy), and adding the resulting Gaussian log-likelihood of every
 component's features to the sources' gate logits. A cue whose features are the same for every
 component adds the same to every source and changes nothing.

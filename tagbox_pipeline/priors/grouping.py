@@ -3,8 +3,8 @@
 A single NMF component is a fragment (a few notes, one partial's worth of a chord) that rarely
 sounds like an instrument to a tagger. Components that come from about one direction and share a
 register, a spectral envelope and a harmonic profile (the :class:`~.consistency.Cue` features) often
-come from one instrument, and their sum sounds more like it. :func:`group_components` clusters the components
-by k-means (scikit-learn) in the cues' joint feature space, each cue measured in its ``unit`` and
+come from one instrument, and their sum sounds more like it. :func:`group_components` clusters the
+components by k-means (scikit-learn) in the cues' joint feature space, each cue measured in its ``unit`` and
 scaled by the square root of its weight, every component weighted by its energy in the mixture.
 """
 

@@ -174,14 +174,14 @@ class NMFPrior(Prior):
         groups of components that sit and sound alike, :mod:`.grouping`); the rest row is
         ``settings.rest_logit`` (default −2), so a component that sounds much less like every steered
         source than an average component (in an average block) goes mostly to the residual. Then
-        :func:`.consistency.refine_by_cues` pulls each source's components together: towards one
-        direction (:func:`.panning.spatial_cue`,
-        ``spatial_*`` settings), one register, one spectral envelope and one harmonic profile
-        (:func:`.timbre.timbre_cues`, ``register_weight``, ``envelope_weight``, ``harmonics_weight``). The gates become time-varying with as many blocks
-        as the scorer returns. ``bias[s]`` is added to source s's tag logits; ``trust[s]`` scales
-        source s's cue terms. A ``percussive`` source (a drum kit) also gets ``transient_weight`` ×
-        each component's transience (:func:`.transients.transience`) added to its tag logits: drum
-        hits are what the offline taggers hear least as drums on their own.
+        :func:`.consistency.refine_by_cues` pulls each source's components together (:meth:`cues`):
+        towards one direction (:func:`.panning.spatial_cue`, ``spatial_*`` settings), one register,
+        one spectral envelope and one harmonic profile (:func:`.timbre.timbre_cues`,
+        ``register_weight``, ``envelope_weight``, ``harmonics_weight``). The gates become
+        time-varying with as many blocks as the scorer returns. ``bias[s]`` is added to source s's tag
+        logits; ``trust[s]`` scales source s's cue terms. A ``percussive`` source (a drum kit) also gets
+        ``transient_weight`` × each component's transience (:func:`.transients.transience`) added to its
+        tag logits: drum hits are what the offline taggers hear least as drums on their own.
         """
         s = self.settings
         f = state.factors

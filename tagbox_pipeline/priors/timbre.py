@@ -96,8 +96,8 @@ def harmonic_profile(spectra: torch.Tensor, sample_rate: int, n_fft: int) -> tor
     order = torch.arange(1, HARMONICS + 1, dtype=torch.float64)
     below = (f0[:, None] * order * n_fft / sample_rate).floor().long()  # [F0s, HARMONICS] bin under each harmonic
     inside = below < bins - 1
-    magnitude = torch.cat([spectra.detach().double().cpu(), spectra.new_zeros(1, spectra.shape[1]).double().cpu()])
-    peaks = torch.zeros_like(magnitude)  # local maxima only (row `bins`, like magnitude's, is zeros)
+    magnitude = torch.nn.functional.pad(spectra.detach().double().cpu(), (0, 0, 0, 1))  # row `bins`: zeros
+    peaks = torch.zeros_like(magnitude)  # local maxima only
     is_peak = (magnitude[1:-2] >= magnitude[:-3]) & (magnitude[1:-2] >= magnitude[2:-1])
     peaks[1:-2] = torch.where(is_peak, magnitude[1:-2], 0.0)
 
@@ -113,7 +113,7 @@ def harmonic_profile(spectra: torch.Tensor, sample_rate: int, n_fft: int) -> tor
 
 
 def timbre_cues(spectra: torch.Tensor, sample_rate: int, n_fft: int, register_weight: float,
-                envelope_weight: float, harmonics_weight: float = 0.0) -> list[Cue]:
+                envelope_weight: float, harmonics_weight: float) -> list[Cue]:
     """The register, envelope and harmonics cues of components with spectra ``[n_fft // 2 + 1, K]``
     (those of weight > 0)."""
     cues = []
