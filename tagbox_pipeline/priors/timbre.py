@@ -95,18 +95,21 @@ def harmonic_profile(spectra: torch.Tensor, sample_rate: int, n_fft: int) -> tor
                               / F0_STEPS_PER_OCTAVE)
     order = torch.arange(1, HARMONICS + 1, dtype=torch.float64)
     below = (f0[:, None] * order * n_fft / sample_rate).floor().long()  # [F0s, HARMONICS] bin under each harmonic
-    inside = below < bins - 1
-    magnitude = torch.nn.functional.pad(spectra.detach().double().cpu(), (0, 0, 0, 1))  # row `bins`: zeros
+    row = torch.where(below < bins - 1, below, bins)  # row `bins` of the tables below is zero (above Nyquist)
+    magnitude = spectra.detach().double().cpu()
     peaks = torch.zeros_like(magnitude)  # local maxima only
-    is_peak = (magnitude[1:-2] >= magnitude[:-3]) & (magnitude[1:-2] >= magnitude[2:-1])
-    peaks[1:-2] = torch.where(is_peak, magnitude[1:-2], 0.0)
+    is_peak = (magnitude[1:-1] >= magnitude[:-2]) & (magnitude[1:-1] >= magnitude[2:])
+    peaks[1:-1] = torch.where(is_peak, magnitude[1:-1], 0.0)
 
     def around(values: torch.Tensor) -> torch.Tensor:
-        """The larger of the two bins of ``values`` around each harmonic, ``[F0s, HARMONICS, K]``."""
-        return torch.maximum(values[torch.where(inside, below, bins)], values[torch.where(inside, below + 1, bins)])
+        """The larger of bins ``b`` and ``b + 1`` of ``values`` in row ``b``, ``[bins + 1, K]`` (row ``bins``: 0)."""
+        return torch.nn.functional.pad(torch.maximum(values[:-1], values[1:]), (0, 0, 0, 2))
 
-    salience = (around(peaks) * (HARMONIC_DECAY ** (order - 1))[None, :, None]).sum(dim=1)  # [F0s, K]
-    profile = around(magnitude)[salience.argmax(dim=0), :, torch.arange(spectra.shape[1])]  # [K, H]
+    # one [F0s, K] gather per harmonic, not an [F0s, HARMONICS, K] array (tens of MB per call)
+    peak_around, salience = around(peaks), torch.zeros(len(f0), spectra.shape[1], dtype=torch.float64)
+    for h in range(HARMONICS):
+        salience += HARMONIC_DECAY ** h * peak_around[row[:, h]]
+    profile = around(magnitude).gather(0, row[salience.argmax(dim=0)].T).T  # [K, HARMONICS]
     log_profile = torch.log(profile / profile.sum(dim=1, keepdim=True).clamp_min(_FLOOR) + HARMONIC_FLOOR)
     centred = (log_profile - log_profile.mean(dim=1, keepdim=True)) / math.sqrt(HARMONICS)
     return centred.to(spectra.dtype).to(spectra.device)
