@@ -218,6 +218,26 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return []
 
 
+def anon_huge_pages(pid: int) -> int:
+    """Bytes of process ``pid``'s anonymous memory in transparent huge pages (0 where unreadable)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def transparent_huge_pages() -> str:
+    """The kernel's transparent huge page mode (the bracketed word of its setting), or "unknown"."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    return text[text.find("[") + 1:text.find("]")] if "[" in text else text.strip()
+
+
 def listening(pid: int) -> set[tuple[str, int, str]]:
     """(address, port, process name) of every listening TCP socket of ``pid``'s process tree."""
     found = set()
@@ -241,24 +261,31 @@ def is_loopback(address: str) -> bool:
 
 @dataclass
 class Sampler:
-    """Samples a process tree every ``period`` s in a thread: peak RSS (bytes) and listening sockets."""
+    """Samples a process tree every ``period`` s in a thread: peak RSS (bytes) and listening sockets,
+    and, to explain a peak, the most processes seen in the tree at once and the most of its RSS held
+    in transparent huge pages (``AnonHugePages``, bytes)."""
 
     pid: int
     period: float = 0.2
     peak_rss: int = 0
     rss: list[tuple[float, int]] = field(default_factory=list)
+    most_processes: int = 0
+    peak_huge_pages: int = 0
     sockets: set[tuple[str, int, str]] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
-            total = 0
-            for proc in process_tree(self.pid):
+            total, huge, tree = 0, 0, process_tree(self.pid)
+            for proc in tree:
                 try:
                     total += proc.memory_info().rss
+                    huge += anon_huge_pages(proc.pid)
                 except psutil.NoSuchProcess:
                     continue
+            self.most_processes = max(self.most_processes, len(tree))
+            self.peak_huge_pages = max(self.peak_huge_pages, huge)
             if total:
                 self.rss.append((time.monotonic() - started, total))
                 self.peak_rss = max(self.peak_rss, total)
