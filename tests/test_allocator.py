@@ -31,6 +31,6 @@ def test_settings_apply_in_process_and_free_pages_go_back_after_release():
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, env=env).stdout
     accepted, held, kept, released = out.rsplit(" ", 3)
-    assert accepted == "{'mmap_threshold': True, 'trim_threshold': True, 'top_pad': True}"
+    assert accepted == "{'mmap_threshold': True, 'trim_threshold': True, 'top_pad': True, 'arena_max': True}"
     assert int(held) >= 250 and int(kept) >= 250, out
     assert int(released) < 50, out

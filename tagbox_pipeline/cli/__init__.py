@@ -11,6 +11,7 @@ import importlib
 import sys
 import warnings
 
+from ..allocator import tune_allocator
 from ..errors import UserError
 
 #: Subcommand modules, in help order. Each defines ``register(subparsers)`` which adds its parser(s)
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tagbox` console script."""
+    tune_allocator()  # before any thread of Prefect, watchdog or the engine contends for an arena
     args = build_parser().parse_args(argv)
     # an unmakeable PREFECT_HOME is reported as one line by the commands that need it (options.py)
     warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory")
