@@ -11,9 +11,10 @@ stays that of one chunk (the engine's batches are bounded). A thread that finds 
 gets an arena of its own (up to 8 per core), which keeps its freed memory until the next trim; a
 watcher runs Prefect, watchdog and chunk threads side by side, so on a busy machine its memory crept
 up file by file (the load test in the full suite: windows of 10 files 1549 -> 2058 MiB), and the
-arenas are capped at :data:`ARENAS`. The program applies this at start-up (``tagbox``'s entry
-point), before its threads contend; the engine applies it again on first use. It is a no-op where
-glibc's ``mallopt`` is not available (macOS, musl) and runs once per process.
+arenas are capped at :data:`ARENAS`. ``tagbox``'s entry point applies this at start-up, before its
+threads contend; a process that does not start there (a track deployment's run) gets it when it
+first builds the engine. It is a no-op where glibc's ``mallopt`` is not available (macOS, musl) and
+runs once per process.
 """
 
 from __future__ import annotations
