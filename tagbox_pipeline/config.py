@@ -127,6 +127,14 @@ class RivalSettings(Section):
                                              "rivals move through the competition; a step costs a fraction)")
     logit_offset: float = Field(-1.0, description="added to the rivals' gate logits in the warm start: below 0 a "
                                                  "rival takes only the components clearly its own")
+    faint_below: float = Field(0.2, ge=0, le=1, description="a rival heard with p(instrument | chunk mixture) below "
+                                                            "this is faint (the taggers barely hear it, or hear the "
+                                                            "requested source as it)")
+    faint_logit_offset: float = Field(-6.0, description="added instead of logit_offset to a faint rival's gate "
+                                                        "logits, when a requested source has a tag: it takes only "
+                                                        "components that sound far more like it than like the "
+                                                        "request (a source without a tag gets logit_offset for "
+                                                        "every rival: they define it)")
     cue_trust: float = Field(0.5, ge=0, le=1, description="scale of a rival's consistency cues (direction, register, "
                                                          "envelope) in the warm start: it holds only part of its "
                                                          "instrument, so where its share sits is less certain")

@@ -7,7 +7,8 @@ With rivals, the chunk's mixture is first tagged for a list of candidate instrum
 probable) are steered beside the requested source. A drum kit, which the offline taggers hardly hear
 in a full mix, is also heard when the percussive share of the mixture's energy reaches
 ``percussive_share`` (:mod:`.percussive`); that share is then its evidence. Rivals are steered
-with ``logit_offset`` added to their share-out logits (they take what is clearly theirs), and their
+with ``logit_offset`` added to their share-out logits (they take what is clearly theirs), a faint
+one (p < ``faint_below``) with ``faint_logit_offset`` (:func:`rival_offsets`), and their
 stems go to the residual. A candidate that
 shares a tag with a requested source (strings for cello, vocals for choir) is never its rival.
 A requested source that no chosen tagger names (organ with the MagnaTagATune taggers) is scored
@@ -66,6 +67,25 @@ def heard(mono: torch.Tensor, sample_rate: int, names: list[str], taggers: list[
     return sorted(zip(evidence, names), reverse=True)
 
 
+def none_named(tags: SourceTags, requested: int) -> bool:
+    """Whether none of the ``requested`` leading sources of ``tags`` has a tag in any chosen tagger."""
+    return not any(any(per) for per in tags.indices[:requested])
+
+
+def rival_offsets(rivals: dict[str, float], unnamed: bool, settings: RivalSettings) -> list[float]:
+    """The logit offset of every rival (in ``rivals``' order) in the warm start's share-out.
+
+    A rival heard with p(instrument | mixture) ≥ ``faint_below`` gets ``logit_offset``; a fainter one
+    gets ``faint_logit_offset`` (far below): the taggers barely hear it, or they hear the requested
+    source as it (piano and bass in a harp), and at the usual offset it takes the request's own
+    components. It still takes what sounds far more like it than like the request (a harp's rivals
+    hold a violin's components). When no requested source has a tag (``unnamed``), the rivals define
+    what it is (what they leave), and every one gets ``logit_offset``.
+    """
+    return [settings.logit_offset if unnamed or p >= settings.faint_below else settings.faint_logit_offset
+            for p in rivals.values()]
+
+
 def find_rivals(mono: torch.Tensor, sample_rate: int, requested: list[str], taggers: list[Tagger],
                 only: dict[str, set[str]], settings: RivalSettings) -> dict[str, float]:
     """Rivals of ``requested`` in one chunk, with p(instrument | mixture) as their evidence.
@@ -85,7 +105,7 @@ def find_rivals(mono: torch.Tensor, sample_rate: int, requested: list[str], tagg
     if not names:
         return {}
     tags = SourceTags.build([*requested, *names], taggers, only)
-    unnamed = not any(any(per) for per in tags.indices[:len(requested)])
+    unnamed = none_named(tags, len(requested))
     if len(requested) > settings.max_requested and not unnamed:
         return {}
     ranked = heard(mono, sample_rate, names, taggers, tags, settings.percussive_share)[:settings.max_count]

@@ -18,7 +18,7 @@ from .config import Settings
 from .objective import SourceTags, multi_hot_bce, source_probabilities, tag_nll
 from .priors.base import Prior
 from .priors.nmf import NMFPrior
-from .rivals import find_rivals
+from .rivals import find_rivals, none_named, rival_offsets
 from .taggers.base import Tagger
 from .taggers.registry import get_tagger, weights_digest
 from .taggers.registry import info as tagger_info
@@ -198,7 +198,8 @@ def separate_chunk(mix: torch.Tensor, sample_rate: int, sources: list[str], sett
 
     blocks = prior.score_blocks(mix.shape[-1] / sample_rate)
     state = prior.fit(mix, sample_rate, len(steered), seed)
-    bias = torch.tensor([0.0] * len(sources) + [settings.rivals.logit_offset] * len(rivals))
+    unnamed = none_named(source_tags, len(sources))
+    bias = torch.tensor([0.0] * len(sources) + rival_offsets(rivals, unnamed, settings.rivals))
     trust = torch.tensor([1.0] * len(sources) + [settings.rivals.cue_trust] * len(rivals))
     percussive = torch.tensor([source.percussive for source in source_tags.sources])
 

@@ -29,6 +29,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "isolated + occlusion evidence (nmf.evidence = both)": {"nmf.evidence": "both"},
     "rest_logit 0 (the default before 2026-12-02)": {"nmf.rest_logit": 0.0},
     "softer rivals (rivals.logit_offset = 0)": {"rivals.logit_offset": 0.0},
+    "faint rivals at the usual offset (rivals.faint_logit_offset = -1, the default before 2026-12-07)":
+        {"rivals.faint_logit_offset": -1.0},
     "sharper share-out (nmf.temperature = 0.25)": {"nmf.temperature": 0.25},
     "without MTT_vgg": {"taggers": ["MTT_musicnn", "spectral"]},
     "no spatial cue (nmf.spatial_weight = 0)": {"nmf.spatial_weight": 0.0},
