@@ -21,12 +21,17 @@ from tagbox_pipeline.separation import Separator
 SECONDS = 6
 
 
+def excerpt(shared, clip_id, names):
+    """The first ``SECONDS`` s of the named files of a bench-dev clip, as float32 [ch, n] by name."""
+    folder = shared / "data" / "bench-dev" / clip_id
+    return {name: sf.read(folder / f"{name}.flac", dtype="float32", frames=SECONDS * 44100)[0].T.copy()
+            for name in names}
+
+
 @pytest.fixture(scope="module")
 def clip(shared):
-    """The first 6 s of bench-dev d01 (piano + drums): mixture and stems as float32 [ch, n]."""
-    folder = shared / "data" / "bench-dev" / "d01"
-    read = lambda name: sf.read(folder / f"{name}.flac", dtype="float32", frames=SECONDS * 44100)[0].T.copy()
-    return {name: read(name) for name in ("mixture", "piano", "drums")}
+    """The first 6 s of bench-dev d01 (piano + drums): mixture and stems."""
+    return excerpt(shared, "d01", ("mixture", "piano", "drums"))
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +146,8 @@ def with_faint_offset(settings, offset):
 
 @pytest.fixture(scope="module")
 def harp_clip(shared):
-    """The first 6 s of bench-dev d08 (violin + harp): mixture and harp as float32 [ch, n]."""
-    folder = shared / "data" / "bench-dev" / "d08"
-    read = lambda name: sf.read(folder / f"{name}.flac", dtype="float32", frames=SECONDS * 44100)[0].T.copy()
-    return {name: read(name) for name in ("mixture", "harp")}
+    """The first 6 s of bench-dev d08 (violin + harp): mixture and harp."""
+    return excerpt(shared, "d08", ("mixture", "harp"))
 
 
 def test_a_faint_rival_does_not_take_the_requested_source(harp_clip, settings, models):
@@ -165,7 +168,9 @@ def test_a_faint_rival_does_not_take_the_requested_source(harp_clip, settings, m
 
 def test_every_rival_of_a_source_without_a_tag_keeps_the_usual_offset(harp_clip, settings, models):
     """Organ (no tag offline) is what its rivals leave: a faint one is not pushed down."""
-    results = [run(harp_clip, ["organ"], with_faint_offset(settings, offset), models) for offset in (-6.0, -1.0)]
+    offsets = (settings.rivals.faint_logit_offset, settings.rivals.logit_offset)
+    assert offsets[0] != offsets[1]
+    results = [run(harp_clip, ["organ"], with_faint_offset(settings, offset), models) for offset in offsets]
     assert torch.equal(results[0].stems, results[1].stems)
     rivals = results[0].report["organ"]["rivals"]
     assert any(p < settings.rivals.faint_below for p in rivals.values()), rivals
