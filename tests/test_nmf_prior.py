@@ -50,6 +50,23 @@ def test_kl_ntf_fits_the_real_spectrogram_better_with_more_iterations(clip, chan
     assert errors[0] > errors[1] > errors[2]
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_longer_update_step_needs_fewer_iterations(clip, channels):
+    """Updates whose factors are raised to 1.5 fit closer than as many plain ones, and 60 of them at
+    least as closely as 80 plain ones; the factors stay non-negative and normalised."""
+    audio = clip["mixture"] if channels == 2 else clip["mixture"].mean(0, keepdim=True)
+    magnitude = torch.stft(audio, 2048, 512, window=torch.hann_window(2048), return_complex=True).abs() + 1e-10
+
+    def error(iterations: int, exponent: float) -> float:
+        f = kl_ntf(magnitude, 16, iterations, torch.Generator().manual_seed(0), exponent)
+        assert f.gains.min() >= 0 and f.spectra.min() >= 0 and f.activations.min() >= 0
+        assert torch.allclose(f.spectra.sum(0), torch.ones(16))
+        return _kl(magnitude, f.model())
+
+    assert error(40, 1.5) < error(40, 1.0)
+    assert error(60, 1.5) < error(80, 1.0)
+
+
 def test_channel_gains_find_where_the_instruments_sit(clip, pans):
     """Components fitted on the stereo mix lean the way their instrument is panned: a source panned
     left draws its energy mostly from left-leaning components, one panned right from right-leaning ones."""

@@ -61,7 +61,7 @@ print(time.perf_counter() - started)
 
 #: where a chunk's seconds go: (label, file name suffix, function name) of the profiled functions
 STAGES = (
-    ("NTF fit (100 multiplicative updates)", "priors/nmf.py", "kl_ntf"),
+    ("NTF fit (multiplicative updates, `nmf.nmf_iterations`)", "priors/nmf.py", "kl_ntf"),
     ("components rendered to audio (iSTFT)", "priors/nmf.py", "components"),
     ("taggers on components and estimates (all passes)", "objective.py", "source_probabilities"),
     ("  of which convolutions", "~", "<built-in method torch.conv2d>"),

@@ -56,11 +56,15 @@ class Factorisation:
         return torch.matmul(self.channel_spectra()[None], (weights * self.activations)[:, None])
 
 
-def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator: torch.Generator) -> Factorisation:
+def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator: torch.Generator,
+           exponent: float = 1.0) -> Factorisation:
     """KL-divergence NTF of ``[C, F, T]`` magnitudes by multiplicative updates (C = 1: KL-NMF).
 
     Updates H, then W, then the channel gains Q, each from the ratio ``V / V̂``; after every
-    iteration W's and Q's columns are scaled to sum to one and the scale moved into H.
+    iteration W's and Q's columns are scaled to sum to one and the scale moved into H. Each
+    update multiplies by its factor raised to ``exponent`` (1: the plain updates; above 1 a longer
+    step in the same direction, the exponent step of Badeau, Bertin & Vincent, IEEE TNN 2010):
+    measured on bench-dev mixtures, 150 updates at 1.5 fit as closely as 300 plain ones.
     """
     channels, freqs, frames = magnitude.shape
     # summed in float64: a float32 sum of millions of bins depends on the thread count's split, and so
@@ -77,13 +81,19 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
         torch.mm(wq.reshape(-1, components), h, out=ratio.view(-1, frames))
         return torch.div(v, ratio, out=ratio)
 
+    def step(factors: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+        """``factors × (numerator / denominator) ** exponent`` (with 1, in the plain updates' order of operations)."""
+        if exponent == 1:
+            return factors * numerator / denominator
+        return factors * (numerator / denominator).pow(exponent)
+
     for _ in range(iterations):
         wq = w[None] * q[:, None, :]  # [C, F, K]
-        h = h * torch.matmul(wq.transpose(1, 2), ratio_to(wq, h)).sum(dim=0) / (q.sum(dim=0) * w.sum(dim=0))[:, None]
+        h = step(h, torch.matmul(wq.transpose(1, 2), ratio_to(wq, h)).sum(dim=0), (q.sum(dim=0) * w.sum(dim=0))[:, None])
         ratio_h = torch.matmul(ratio_to(wq, h), h.T)  # [C, F, K]
-        w = w * (ratio_h * q[:, None, :]).sum(dim=0) / (q.sum(dim=0) * h.sum(dim=1))[None]
+        w = step(w, (ratio_h * q[:, None, :]).sum(dim=0), (q.sum(dim=0) * h.sum(dim=1))[None])
         ratio_h = torch.matmul(ratio_to(w[None] * q[:, None, :], h), h.T)
-        q = q * (ratio_h * w[None]).sum(dim=1) / (w.sum(dim=0) * h.sum(dim=1))[None]
+        q = step(q, (ratio_h * w[None]).sum(dim=1), (w.sum(dim=0) * h.sum(dim=1))[None])
         w_norm, q_norm = w.sum(dim=0).clamp_min(_EPS), q.sum(dim=0).clamp_min(_EPS)
         w, q, h = w / w_norm, q / q_norm, h * (w_norm * q_norm)[:, None]
     return Factorisation(q, w, h * scale)
@@ -130,7 +140,7 @@ class NMFPrior(Prior):
         spec = stft(mix, s.n_fft, s.hop)
         factorised = spec if s.stereo else spec.mean(dim=0, keepdim=True)
         generator = torch.Generator().manual_seed(seed)
-        factors = kl_ntf(factorised.abs(), s.components, s.nmf_iterations, generator)
+        factors = kl_ntf(factorised.abs(), s.components, s.nmf_iterations, generator, s.update_exponent)
         logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device)
         logits[-1] = s.rest_logit
         logits.requires_grad_(True)
