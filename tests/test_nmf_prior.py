@@ -33,14 +33,19 @@ def prior():
     return NMFPrior(load_settings(overrides={"nmf.components": 16, "nmf.nmf_iterations": 40}).nmf)
 
 
+def _mixture_magnitude(clip, channels):
+    """``[channels, F, T]`` STFT magnitude (2048 / 512) of the excerpt's mixture, stereo or its mono downmix."""
+    audio = clip["mixture"] if channels == 2 else clip["mixture"].mean(0, keepdim=True)
+    return torch.stft(audio, 2048, 512, window=torch.hann_window(2048), return_complex=True).abs() + 1e-10
+
+
 def _kl(v, approx):
     return float((v * torch.log(v / approx) - v + approx).sum())
 
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_kl_ntf_fits_the_real_spectrogram_better_with_more_iterations(clip, channels):
-    audio = clip["mixture"] if channels == 2 else clip["mixture"].mean(0, keepdim=True)
-    magnitude = torch.stft(audio, 2048, 512, window=torch.hann_window(2048), return_complex=True).abs() + 1e-10
+    magnitude = _mixture_magnitude(clip, channels)
     errors = []
     for iterations in (1, 10, 50):
         f = kl_ntf(magnitude, 16, iterations, torch.Generator().manual_seed(0))
@@ -54,8 +59,7 @@ def test_kl_ntf_fits_the_real_spectrogram_better_with_more_iterations(clip, chan
 def test_a_longer_update_step_needs_fewer_iterations(clip, channels):
     """Updates whose factors are raised to 1.5 fit closer than as many plain ones, and 60 of them at
     least as closely as 80 plain ones; the factors stay non-negative and normalised."""
-    audio = clip["mixture"] if channels == 2 else clip["mixture"].mean(0, keepdim=True)
-    magnitude = torch.stft(audio, 2048, 512, window=torch.hann_window(2048), return_complex=True).abs() + 1e-10
+    magnitude = _mixture_magnitude(clip, channels)
 
     def error(iterations: int, exponent: float) -> float:
         f = kl_ntf(magnitude, 16, iterations, torch.Generator().manual_seed(0), exponent)

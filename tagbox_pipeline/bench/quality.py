@@ -13,7 +13,7 @@ The acceptance cells (and ``rendered × all``) are also scored on a held-out set
 it carries over; a machine without the renderer gets the reason in place of that section.
 
 The target cells are also run with the NTF initialised from other seeds (:data:`EXTRA_SEEDS`): a cell
-mean moves by up to about 1.5 dB with the seed alone (one clip's source can swing by 10 dB), so a
+mean moved by up to 1.6 dB with the seed alone on 2026-12-07 (one clip's source by 16 dB), so a
 change is judged by its mean over the seeds, not by one run.
 """
 
