@@ -163,6 +163,25 @@ def test_gpu_concurrency_limit_is_created_once(harness) -> None:
     assert limit.limit >= 1 and limit.active
 
 
+STARTUP_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+@pytest.mark.parametrize("given, expected", [(None, "180"), ("45", "45")])
+def test_tagbox_waits_minutes_for_its_local_prefect_server_unless_told(given: str | None, expected: str) -> None:
+    """Prefect gives its ephemeral API server 20 s to answer; on a busy 2-core machine (CI, 2026-12-07)
+    it took longer and `tagbox watch` died with "Timed out ... ephemeral Prefect API server". `tagbox`
+    waits 180 s; a value the user set is kept."""
+    env = cli_env()
+    env.pop(STARTUP_TIMEOUT, None)
+    if given is not None:
+        env[STARTUP_TIMEOUT] = given
+    code = ("from tagbox_pipeline.cli import main; main(['taggers']); "
+            "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as t; print(t.value())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == expected
+
+
 def _finished_results(store: Path) -> set[str]:
     """Result files that hold a complete record (a file cut by the kill is not finished)."""
     done = set()
