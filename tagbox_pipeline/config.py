@@ -45,8 +45,8 @@ class NMFSettings(Section):
                                            "gains (NTF); false: factorise the mono downmix (plain NMF)")
     n_fft: int = Field(2048, ge=256, description="STFT size in samples at the input rate")
     hop: int = Field(512, ge=64, description="STFT hop in samples at the input rate")
-    nmf_iterations: int = Field(100, ge=1, description="multiplicative-update iterations of the KL-NTF (NMF) fit")
-    update_exponent: float = Field(1.0, gt=0, lt=2, description="exponent of each multiplicative update's factor "
+    nmf_iterations: int = Field(150, ge=1, description="multiplicative-update iterations of the KL-NTF (NMF) fit")
+    update_exponent: float = Field(1.5, gt=0, lt=2, description="exponent of each multiplicative update's factor "
                                    "(1: plain updates; 1.5: a longer step, about twice the fit per iteration)")
     temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
     rest_logit: float = Field(-2.0, description="gate logit of the residual's share: -2 (default) gives it what "
