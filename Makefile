@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SHARED_MODELS := $(wildcard $(CURDIR)/../shared/models/sota-music-tagging)
 BENCH_ENV := TAGBOX_MODEL_DIR=$${TAGBOX_MODEL_DIR:-$(SHARED_MODELS)}
 
-.PHONY: venv demo test bench bench-quality clean
+.PHONY: venv demo test test-all bench bench-quality clean
 
 venv: $(STAMP)
 
@@ -29,10 +29,16 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# two workers, one test file each at a time: most tests wait on subprocesses, servers and files
-# (clean clone, 2 cores: 16 min instead of 24); module fixtures stay within their file
+# two workers, one test file each at a time: most tests wait on subprocesses, servers and files;
+# module fixtures stay within their file. `make test` leaves out the tests marked slow (scale and
+# repetition, see pyproject.toml); `make test-all` runs them too
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30 tests
+	$(PYTEST) -m "not slow" tests
+
+test-all: $(STAMP)
+	$(PYTEST) tests
 
 bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python -m tagbox_pipeline.bench all

@@ -273,18 +273,19 @@ def _tiled_input(path: Path, audio: np.ndarray, rate: int, seconds: int) -> Path
 
 
 
-@pytest.mark.slow
-def test_twenty_minutes_use_no_more_memory_than_one(clip, tmp_path: Path) -> None:
+@pytest.mark.slow(reason="separates a 10-minute track (about 1.5 min); `make bench` measures the same on 3 and "
+                         "10 minutes with the default settings")
+def test_ten_minutes_use_no_more_memory_than_one(clip, tmp_path: Path) -> None:
     """Default window (Jukebox context), cheapest steering (weight-free tagger): memory flat in track length."""
     audio, rate = clip
     (tmp_path / "cheap.toml").write_text('steps = 0\ntaggers = ["spectral"]\ndevice = "cpu"\n'
                                          '[nmf]\ncomponents = 2\nnmf_iterations = 1\n')
     peaks = {}
-    for minutes in [1, 20]:
+    for minutes in [1, 10]:
         path = _tiled_input(tmp_path / f"long{minutes}.wav", audio, rate, minutes * 60)
         peaks[minutes] = peak_rss_mib(tagbox("separate", path, "--sources", "bass", "--out", tmp_path / "out",
                                              "--config", tmp_path / "cheap.toml", cwd=tmp_path, measure=True))
         path.unlink()
-    assert sf.info(tmp_path / "out" / "long20" / "residual.wav").frames == 20 * 60 * rate
-    print(f"peak RSS: 1 min {peaks[1]:.0f} MiB, 20 min {peaks[20]:.0f} MiB")
-    assert peaks[20] <= 1.5 * peaks[1], peaks
+    assert sf.info(tmp_path / "out" / "long10" / "residual.wav").frames == 10 * 60 * rate
+    print(f"peak RSS: 1 min {peaks[1]:.0f} MiB, 10 min {peaks[10]:.0f} MiB")
+    assert peaks[10] <= 1.5 * peaks[1], peaks

@@ -96,7 +96,6 @@ def assert_same_stems(found: dict[str, dict], recorded: dict[str, dict]) -> None
         np.testing.assert_allclose(got["rms"], expected["rms"], rtol=RTOL, atol=ATOL, err_msg=name)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case, clip, seconds, overrides", CASES, ids=[c[0] for c in CASES])
 def test_default_stems_are_the_recorded_ones(shared, tmp_path, case, clip, seconds, overrides):
     recorded = json.loads(FINGERPRINTS.read_text())[case]

@@ -16,7 +16,8 @@ import soundfile as sf
 from support import REPO, assert_stems_null_sum, cli_env, pip_env, serve_folder, simple_index
 from tagbox_pipeline.taggers.musicnn_wheel import URL_ENV
 
-pytestmark = pytest.mark.slow(reason="builds a fresh venv: pip installs torch and the project (about 2 min)")
+pytestmark = pytest.mark.slow(reason="builds a fresh venv: pip installs torch and the project (2-4 min); `make test` "
+                                     "installs the project too, editable")
 
 
 def _source_copy(dest: Path) -> Path:

@@ -27,17 +27,20 @@ from support import FAST_TOML, REPO, cli_env, excerpt, null_sum_error, run_cli, 
 from tagbox_pipeline.files import sha256_file
 
 SOURCES = ["drums", "piano"]
-#: steering settings of every run here: the fault runs' fast settings with 1.5 s windows and the fcn-mtat
-#: tagger; the drums stem gets a post chain (raw kept in raw/)
-CONFIG = FAST_TOML.replace('taggers = ["musicnn-mtat"]', 'taggers = ["fcn-mtat"]').replace(
-    "window_seconds = 3.0", "window_seconds = 1.5") + """[[post.drums]]
+#: steering settings of every run here: the fault runs' fast settings with one gradient step (the steered
+#: path, and chunks long enough to kill a run between them), 1.5 s windows and the fcn-mtat tagger; the
+#: drums stem gets a post chain (raw kept in raw/)
+CONFIG = (FAST_TOML.replace("steps = 0", "steps = 1").replace('taggers = ["musicnn-mtat"]', 'taggers = ["fcn-mtat"]')
+          .replace("window_seconds = 3.0", "window_seconds = 1.5")) + """[[post.drums]]
 plugin = "Compressor"
 params = { ratio = 4.0, threshold_db = -24.0 }
 [[post.drums]]
 plugin = "Limiter"
 """
-#: the same with each track its own run of the separate-track/track deployment, two at a time
-DEPLOYMENT_CONFIG = CONFIG.replace('mode = "in-process"', 'mode = "deployment"\nconcurrency = 2')
+#: the same with each track its own run (a process) of the separate-track/track deployment, two at a
+#: time, with the warm start alone (no kill lands in these runs: no need for longer chunks)
+DEPLOYMENT_CONFIG = CONFIG.replace('mode = "in-process"', 'mode = "deployment"\nconcurrency = 2').replace(
+    "steps = 1", "steps = 0")
 
 
 def tagbox(*args: str, home: Path, api_url: str | None = None) -> subprocess.CompletedProcess:
@@ -77,7 +80,6 @@ def reference(shared: Path, config: Path, harness, tmp_path_factory: pytest.Temp
     return {"mix": mix, "outcome": outcome, "folder": Path(outcome["folder"])}
 
 
-@pytest.mark.slow
 def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -105,7 +107,6 @@ def test_separate_track_writes_stems_post_and_artifacts(reference: dict) -> None
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" and len(base64.b64decode(i)) <= 100_000 for i in images)
 
 
-@pytest.mark.slow
 def test_the_track_records_its_stems_as_assets_made_from_the_mixture(reference: dict) -> None:
     """Issue 13 lineage: one materialization per stem file, each with the mixture as its upstream asset
     (the event details are in tests/test_pipeline_lineage.py)."""
@@ -128,7 +129,6 @@ def test_the_track_records_its_stems_as_assets_made_from_the_mixture(reference: 
     assert all(mixture in {r.id for r in e.related if r.role == "asset"} for e in made.values())
 
 
-@pytest.mark.slow
 def test_the_track_run_log_tells_the_story(reference: dict) -> None:
     """The track's own run log: what was asked, each chunk with p(tag) per source, the post chain, where
     the stems went and the real-time factor (not only Prefect's lines)."""
@@ -194,7 +194,6 @@ def _finished_results(store: Path) -> set[str]:
     return done
 
 
-@pytest.mark.slow
 def test_sigkill_mid_track_then_resume_recomputes_nothing_finished(reference: dict, config: Path, harness: str,
                                                                    tmp_path: Path) -> None:
     out, store = tmp_path / "out", tmp_path / "out" / ".tagbox" / "results"
@@ -240,7 +239,6 @@ def _slow_copy(src: Path, dest: Path, pieces: int = 6, pause: float = 0.3) -> No
             time.sleep(pause)
 
 
-@pytest.mark.slow
 def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path, harness: str,
                                                      tmp_path: Path) -> None:
     inbox, out, home = tmp_path / "inbox", tmp_path / "out", tmp_path / "home"
@@ -283,7 +281,6 @@ def test_watch_once_processes_quarantines_and_dedupes(shared: Path, config: Path
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if ".tagbox" not in p.parts} == before
 
 
-@pytest.mark.slow
 def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path, config: Path, harness: str,
                                                                    tmp_path: Path) -> None:
     archive, out, home = tmp_path / "archive", tmp_path / "stems", tmp_path / "home"
@@ -328,8 +325,11 @@ def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path,
     assert all(r.deployment_id is not None and r.parent_task_run_id is None for r in tracks)
 
 
-@pytest.mark.slow
-def test_ten_dropped_files_are_ten_track_runs_at_most_two_at_once(shared: Path, harness: str,
+#: files dropped at once into the watched inbox: three times the concurrency (every file a process start)
+DROPPED = 6
+
+
+def test_dropped_files_are_one_track_run_each_at_most_two_at_once(shared: Path, harness: str,
                                                                   tmp_path: Path) -> None:
     """Issue 13: every file dropped into a watched inbox is its own top-level run of the
     separate-track/track deployment, named for the file, started once, at most [runs] concurrency
@@ -340,7 +340,7 @@ def test_ten_dropped_files_are_ten_track_runs_at_most_two_at_once(shared: Path, 
     inbox, ready, out, home = tmp_path / "drop box", tmp_path / "ready", tmp_path / "out", tmp_path / "home"
     inbox.mkdir()
     names = []
-    for i in range(10):
+    for i in range(DROPPED):
         names.append(excerpt(shared, f"d0{1 + i % 8}", ready / f"drop {i:02d}.wav", start_s=1.0 + i // 8,
                              seconds=1.0, subtype="PCM_16").name)
     config = tmp_path / "deployment.toml"
@@ -371,7 +371,7 @@ def test_ten_dropped_files_are_ten_track_runs_at_most_two_at_once(shared: Path, 
     spans = [(r.start_time, r.end_time) for r in runs]
     most = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
     assert most == 2, f"{most} track runs at the same time (limit 2)"
-    assert len(watch_runs) == 1 and json.loads(counts.data) == [{"outcome": "processed", "files": 10}]
+    assert len(watch_runs) == 1 and json.loads(counts.data) == [{"outcome": "processed", "files": DROPPED}]
 
 
 def test_prefect_yaml_deploys_watch_and_nightly_sweep_to_a_work_pool(harness: str, tmp_path: Path) -> None:
@@ -421,7 +421,6 @@ def test_serve_builds_the_watch_and_nightly_deployments(config: Path, tmp_path: 
         build_deployments(tmp_path / "inbox", tmp_path, tmp_path / "out", SOURCES, config, {})
 
 
-@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_stems(reference: dict, config: Path, tmp_path: Path) -> None:
     from flows.separate_track import separate_track
     from tagbox_pipeline.config import load_settings

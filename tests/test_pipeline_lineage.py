@@ -46,7 +46,6 @@ def test_asset_key_escapes_and_bounds() -> None:
     assert record_lineage(plain, []) == []  # nothing to record: no task run, no flow run needed
 
 
-@pytest.mark.slow
 def test_record_lineage_in_flow_run(harness: str, tmp_path: Path) -> None:
     """One materialization per stem, keyed by the stem's file, with the mixture as its upstream asset."""
     from prefect import flow

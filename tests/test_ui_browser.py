@@ -21,7 +21,7 @@ import pytest
 
 from support import FAST_TOML, REPO, excerpt, run_cli, write_toml
 
-pytestmark = [pytest.mark.ui, pytest.mark.slow]
+pytestmark = pytest.mark.ui
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: flags for a root, headless, offline Chromium (no first-run, sync or update traffic)

@@ -22,7 +22,7 @@ import pytest
 from faultkit import SOURCES, ledger_rows, partial_outputs, sha256_file
 from support import FAST_TOML, excerpt, kill_tree, run_cli, start_cli, write_toml
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = pytest.mark.faults
 
 #: the seed of the kill points (change it to explore others; the matrix records the ones used)
 SEED = 20261124
@@ -69,8 +69,11 @@ def track(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def crash_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fast settings with 2 s windows and one gradient step (chunks long enough for a kill to land
+    between them)."""
     return write_toml(tmp_path_factory.mktemp("crash-config") / "crash.toml",
-                      FAST_TOML.replace("window_seconds = 3.0", "window_seconds = 2.0"))
+                      FAST_TOML.replace("window_seconds = 3.0", "window_seconds = 2.0")
+                      .replace("steps = 0", "steps = 1"))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +91,15 @@ def reference(track: Path, crash_toml: Path, prefect_server, tmp_path_factory: p
     return {"hashes": _stem_hashes(root / "out" / "take"), "chunks": manifest["pipeline"]["chunks"]}
 
 
-@pytest.mark.parametrize("run", range(RUNS), ids=[f"run{i}" for i in range(RUNS)])
+def _runs() -> list:
+    """The runs as pytest parameters: the first kill of each phase runs in `make test`; a run that kills
+    in a phase an earlier run already killed in is marked slow (`make test-all` and the fault matrix)."""
+    phases = [phase for phase, _, _ in _kill_points()]
+    again = pytest.mark.slow(reason="another kill point in a phase `make test` already kills in (a minute per run)")
+    return [pytest.param(i, id=f"run{i}", marks=again if phase in phases[:i] else ()) for i, phase in enumerate(phases)]
+
+
+@pytest.mark.parametrize("run", _runs())
 def test_sigkill_then_resume(run: int, track: Path, crash_toml: Path, prefect_server, reference: dict,
                              tmp_path: Path, matrix) -> None:
     phase, after_chunks, delay = _kill_points()[run]

@@ -28,7 +28,6 @@ from tagbox_pipeline.weights import load_state_dict
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.slow
 def test_serve_listens_on_loopback_only(shared: Path, fast_toml: Path, tmp_path: Path, matrix) -> None:
     matrix.describe("security: sockets of `tagbox serve --dask` (ephemeral Prefect server, served runs, Dask)",
                     "every listening socket on 127.0.0.1/::1 while a dropped file is separated; SIGTERM "
