@@ -325,8 +325,8 @@ def test_sweep_twice_is_read_only_and_second_run_processes_nothing(shared: Path,
     assert all(r.deployment_id is not None and r.parent_task_run_id is None for r in tracks)
 
 
-#: files dropped at once into the watched inbox: three times the concurrency (every file a process start)
-DROPPED = 6
+#: files dropped at once into the watched inbox: twice the concurrency (every file a process start)
+DROPPED = 4
 
 
 def test_dropped_files_are_one_track_run_each_at_most_two_at_once(shared: Path, harness: str,
