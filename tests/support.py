@@ -38,7 +38,7 @@ _MEASURED = ("import resource, sys; from tagbox_pipeline.cli import main; code =
 #: steering settings of the fault runs: the warm start alone (the default ``steps = 0``: no optimiser,
 #: whose first use imports torch's compiler stack, about 2 s of every process), 3 s windows, a small
 #: NMF; files taken after 1 s; tracks in-process (no process start per track: deployment runs have
-#: tests of their own). Tests that kill a run while chunks are steered add a step (longer chunks).
+#: tests of their own). Tests that kill a run while chunks are steered use :data:`STEPPED_TOML`.
 FAST_TOML = """
 steps = 0
 taggers = ["musicnn-mtat"]
@@ -55,6 +55,9 @@ poll_seconds = 0.2
 [runs]
 mode = "in-process"
 """
+#: the fast settings with one gradient step: the steered path, and chunks long enough for a kill to land
+#: between them
+STEPPED_TOML = FAST_TOML.replace("steps = 0", "steps = 1")
 
 
 # ----------------------------------------------------------------------------------------------

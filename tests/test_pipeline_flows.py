@@ -23,24 +23,30 @@ import pytest
 import soundfile as sf
 import yaml
 
-from support import FAST_TOML, REPO, cli_env, excerpt, null_sum_error, run_cli, start_cli
+from support import FAST_TOML, REPO, STEPPED_TOML, cli_env, excerpt, null_sum_error, run_cli, start_cli
 from tagbox_pipeline.files import sha256_file
 
 SOURCES = ["drums", "piano"]
-#: steering settings of every run here: the fault runs' fast settings with one gradient step (the steered
-#: path, and chunks long enough to kill a run between them), 1.5 s windows and the fcn-mtat tagger; the
-#: drums stem gets a post chain (raw kept in raw/)
-CONFIG = (FAST_TOML.replace("steps = 0", "steps = 1").replace('taggers = ["musicnn-mtat"]', 'taggers = ["fcn-mtat"]')
-          .replace("window_seconds = 3.0", "window_seconds = 1.5")) + """[[post.drums]]
+
+
+def _flows_toml(fast: str) -> str:
+    """Fast settings ``fast`` with 1.5 s windows and the fcn-mtat tagger; the drums stem gets a post chain
+    (raw kept in raw/)."""
+    return fast.replace('taggers = ["musicnn-mtat"]', 'taggers = ["fcn-mtat"]').replace(
+        "window_seconds = 3.0", "window_seconds = 1.5") + """[[post.drums]]
 plugin = "Compressor"
 params = { ratio = 4.0, threshold_db = -24.0 }
 [[post.drums]]
 plugin = "Limiter"
 """
-#: the same with each track its own run (a process) of the separate-track/track deployment, two at a
-#: time, with the warm start alone (no kill lands in these runs: no need for longer chunks)
-DEPLOYMENT_CONFIG = CONFIG.replace('mode = "in-process"', 'mode = "deployment"\nconcurrency = 2').replace(
-    "steps = 1", "steps = 0")
+
+
+#: settings of the in-process runs here: one gradient step (the steered path, and chunks long enough to
+#: kill a run between them)
+CONFIG = _flows_toml(STEPPED_TOML)
+#: each track its own run (a process) of the separate-track/track deployment, two at a time, with the
+#: warm start alone (no kill lands in these runs)
+DEPLOYMENT_CONFIG = _flows_toml(FAST_TOML).replace('mode = "in-process"', 'mode = "deployment"\nconcurrency = 2')
 
 
 def tagbox(*args: str, home: Path, api_url: str | None = None) -> subprocess.CompletedProcess:

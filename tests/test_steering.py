@@ -240,7 +240,7 @@ def test_a_run_without_steps_does_not_load_the_optimiser(clip, tmp_path):
     start-up): a run with ``steps = 0`` never builds one, a run with steps does (1.5 s of music, the
     weight-free tagger alone, no per-source tagger: what is measured is the import, not the separation)."""
     path = tmp_path / "mixture.npy"
-    np.save(path, clip["mixture"][:, :66150])
+    np.save(path, clip["mixture"][:, :int(1.5 * 44100)])
     script = (
         "import sys, numpy, torch\n"
         "from tagbox_pipeline import steering\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from faultkit import SOURCES, ledger_rows, partial_outputs, sha256_file
-from support import FAST_TOML, excerpt, kill_tree, run_cli, start_cli, write_toml
+from support import STEPPED_TOML, excerpt, kill_tree, run_cli, start_cli, write_toml
 
 pytestmark = pytest.mark.faults
 
@@ -69,11 +69,9 @@ def track(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def crash_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fast settings with 2 s windows and one gradient step (chunks long enough for a kill to land
-    between them)."""
+    """The stepped fast settings with 2 s windows."""
     return write_toml(tmp_path_factory.mktemp("crash-config") / "crash.toml",
-                      FAST_TOML.replace("window_seconds = 3.0", "window_seconds = 2.0")
-                      .replace("steps = 0", "steps = 1"))
+                      STEPPED_TOML.replace("window_seconds = 3.0", "window_seconds = 2.0"))
 
 
 @pytest.fixture(scope="module")
