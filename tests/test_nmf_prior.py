@@ -9,6 +9,7 @@ import torch
 
 from prior_support import RATE, d02_opening, low_or_not
 from tagbox_pipeline.config import load_settings
+from tagbox_pipeline.priors import nmf
 from tagbox_pipeline.priors.nmf import NMFPrior, kl_ntf
 from tagbox_pipeline.taggers.registry import get_tagger
 
@@ -69,6 +70,20 @@ def test_a_longer_update_step_needs_fewer_iterations(clip, channels):
 
     assert error(40, 1.5) < error(40, 1.0)
     assert error(60, 1.5) < error(80, 1.0)
+
+
+def test_frame_blocks_change_only_the_order_of_sums(clip, monkeypatch):
+    """The NTF's ratios formed a few frames at a time (uneven last block included) give the factors of
+    whole arrays, up to float rounding."""
+    magnitude = _mixture_magnitude(clip, 2)
+    monkeypatch.setattr(nmf, "FRAME_BLOCK", 48)
+    assert magnitude.shape[-1] % 48, "the excerpt should end in a partial block"
+    blocked = kl_ntf(magnitude, 16, 30, torch.Generator().manual_seed(0), 1.5)
+    monkeypatch.setattr(nmf, "FRAME_BLOCK", magnitude.shape[-1])
+    whole = kl_ntf(magnitude, 16, 30, torch.Generator().manual_seed(0), 1.5)
+    for name in ("gains", "spectra", "activations"):
+        torch.testing.assert_close(getattr(blocked, name), getattr(whole, name), rtol=1e-4, atol=1e-6 *
+                                   float(getattr(whole, name).abs().max()))
 
 
 def test_channel_gains_find_where_the_instruments_sit(clip, pans):

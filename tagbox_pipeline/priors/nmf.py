@@ -15,6 +15,7 @@ by an arbitrary mask.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -65,21 +66,19 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
     update multiplies by its factor raised to ``exponent`` (1: the plain updates; above 1 a longer
     step in the same direction, the exponent step of Badeau, Bertin & Vincent, IEEE TNN 2010):
     measured on bench-dev mixtures, 150 updates at 1.5 fit as closely as 300 plain ones.
+
+    The ratios are formed :data:`FRAME_BLOCK` frames at a time (:func:`_blocked_ratio_products`),
+    so each block's model, ratio and products stay in the CPU's cache instead of streaming whole
+    ``[C, F, T]`` arrays through memory three times per update.
     """
     channels, freqs, frames = magnitude.shape
     # summed in float64: a float32 sum of millions of bins depends on the thread count's split, and so
     # would every bit of the stems (a resumed or Dask-run track must equal an uninterrupted one)
     scale = magnitude.double().mean().to(magnitude.dtype).clamp_min(_EPS)
-    v = (magnitude / scale + _EPS).contiguous()  # row-major, as the model products: fast element-wise division
+    v = (magnitude / scale + _EPS).reshape(channels * freqs, frames)
     w = torch.rand(freqs, components, generator=generator, dtype=v.dtype).to(v.device) + 0.1
     h = torch.rand(components, frames, generator=generator, dtype=v.dtype).to(v.device) + 0.1
     q = torch.full((channels, components), 1.0 / channels, dtype=v.dtype, device=v.device)
-    ratio = torch.empty(v.shape, dtype=v.dtype, device=v.device)  # V / V̂, rewritten in place by every update
-
-    def ratio_to(wq: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``V / (WQ H)`` into ``ratio``; the model is the one matrix product ``[C·F, K] @ [K, T]``."""
-        torch.mm(wq.reshape(-1, components), h, out=ratio.view(-1, frames))
-        return torch.div(v, ratio, out=ratio)
 
     def step(factors: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
         """``factors × (numerator / denominator) ** exponent`` (with 1, in the plain updates' order of operations)."""
@@ -88,15 +87,47 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
         return factors * (numerator / denominator).pow(exponent)
 
     for _ in range(iterations):
-        wq = w[None] * q[:, None, :]  # [C, F, K]
-        h = step(h, torch.matmul(wq.transpose(1, 2), ratio_to(wq, h)).sum(dim=0), (q.sum(dim=0) * w.sum(dim=0))[:, None])
-        ratio_h = torch.matmul(ratio_to(wq, h), h.T)  # [C, F, K]
+        h_denominator = (q.sum(dim=0) * w.sum(dim=0))[:, None]
+        h, ratio_h = _blocked_ratio_products(v, _channel_spectra(w, q), h,
+                                             lambda wq, h_b, ratio: step(h_b, wq.T @ ratio, h_denominator))
+        ratio_h = ratio_h.reshape(channels, freqs, components)
         w = step(w, (ratio_h * q[:, None, :]).sum(dim=0), (q.sum(dim=0) * h.sum(dim=1))[None])
-        ratio_h = torch.matmul(ratio_to(w[None] * q[:, None, :], h), h.T)
+        ratio_h = _blocked_ratio_products(v, _channel_spectra(w, q), h)[1].reshape(channels, freqs, components)
         q = step(q, (ratio_h * w[None]).sum(dim=1), (w.sum(dim=0) * h.sum(dim=1))[None])
         w_norm, q_norm = w.sum(dim=0).clamp_min(_EPS), q.sum(dim=0).clamp_min(_EPS)
         w, q, h = w / w_norm, q / q_norm, h * (w_norm * q_norm)[:, None]
     return Factorisation(q, w, h * scale)
+
+
+#: frames per block of :func:`_blocked_ratio_products`: 150 updates of a 25.8 s stereo chunk (K = 32) took
+#: 6.0-7.0 s with whole arrays and 4.0-4.8 s in blocks of 256 frames (128: 4.6-4.8 s, 512: 5.0-5.4 s) on
+#: the 2-core AMD EPYC bench machine
+FRAME_BLOCK = 256
+
+
+def _channel_spectra(w: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``Q[c, k] W[f, k]`` stacked over channels -> ``[C·F, K]``."""
+    return (w[None] * q[:, None, :]).reshape(-1, w.shape[1])
+
+
+def _blocked_ratio_products(v: torch.Tensor, wq: torch.Tensor, h: torch.Tensor,
+                            update_h: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(H', (V / WQ H') H'ᵀ)`` for ``V`` ``[C·F, T]``, formed :data:`FRAME_BLOCK` frames at a time -> ``(H' [K, T],
+    [C·F, K])``.
+
+    ``H' = H`` without ``update_h``; with it, each block of H's columns is first replaced by
+    ``update_h(wq, h_block, V_block / (WQ h_block))`` (an H update reads only its own frames' ratio).
+    """
+    products = v.new_zeros(wq.shape)
+    blocks = []
+    for start in range(0, v.shape[1], FRAME_BLOCK):
+        v_b, h_b = v[:, start:start + FRAME_BLOCK], h[:, start:start + FRAME_BLOCK]
+        if update_h is not None:
+            h_b = update_h(wq, h_b, v_b / (wq @ h_b))
+        products += (v_b / (wq @ h_b)) @ h_b.T
+        blocks.append(h_b)
+    return torch.cat(blocks, dim=1), products
 
 
 @dataclass
