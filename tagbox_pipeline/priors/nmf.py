@@ -88,11 +88,10 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
 
     for _ in range(iterations):
         h_denominator = (q.sum(dim=0) * w.sum(dim=0))[:, None]
-        h, ratio_h = _blocked_ratio_products(v, _channel_spectra(w, q), h,
+        h, ratio_h = _blocked_ratio_products(v, Factorisation(q, w, h),
                                              lambda wq, h_b, ratio: step(h_b, wq.T @ ratio, h_denominator))
-        ratio_h = ratio_h.reshape(channels, freqs, components)
         w = step(w, (ratio_h * q[:, None, :]).sum(dim=0), (q.sum(dim=0) * h.sum(dim=1))[None])
-        ratio_h = _blocked_ratio_products(v, _channel_spectra(w, q), h)[1].reshape(channels, freqs, components)
+        ratio_h = _blocked_ratio_products(v, Factorisation(q, w, h))[1]
         q = step(q, (ratio_h * w[None]).sum(dim=1), (w.sum(dim=0) * h.sum(dim=1))[None])
         w_norm, q_norm = w.sum(dim=0).clamp_min(_EPS), q.sum(dim=0).clamp_min(_EPS)
         w, q, h = w / w_norm, q / q_norm, h * (w_norm * q_norm)[:, None]
@@ -105,20 +104,18 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
 FRAME_BLOCK = 256
 
 
-def _channel_spectra(w: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """``Q[c, k] W[f, k]`` stacked over channels -> ``[C·F, K]``."""
-    return (w[None] * q[:, None, :]).reshape(-1, w.shape[1])
-
-
-def _blocked_ratio_products(v: torch.Tensor, wq: torch.Tensor, h: torch.Tensor,
+def _blocked_ratio_products(v: torch.Tensor, factors: Factorisation,
                             update_h: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
                             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(H', (V / WQ H') H'ᵀ)`` for ``V`` ``[C·F, T]``, formed :data:`FRAME_BLOCK` frames at a time -> ``(H' [K, T],
-    [C·F, K])``.
+    """``(H', (V / QW H') H'ᵀ)`` for ``V`` ``[C·F, T]`` and the factors' ``Q``, ``W``, ``H``, formed
+    :data:`FRAME_BLOCK` frames at a time -> ``(H' [K, T], [C, F, K])``.
 
     ``H' = H`` without ``update_h``; with it, each block of H's columns is first replaced by
-    ``update_h(wq, h_block, V_block / (WQ h_block))`` (an H update reads only its own frames' ratio).
+    ``update_h(wq, h_block, V_block / (WQ h_block))`` (``wq``: ``[C·F, K]``; an H update reads only its
+    own frames' ratio).
     """
+    spectra = factors.channel_spectra()  # [C, F, K]
+    wq, h = spectra.flatten(0, 1), factors.activations
     products = v.new_zeros(wq.shape)
     blocks = []
     for start in range(0, v.shape[1], FRAME_BLOCK):
@@ -127,7 +124,7 @@ def _blocked_ratio_products(v: torch.Tensor, wq: torch.Tensor, h: torch.Tensor,
             h_b = update_h(wq, h_b, v_b / (wq @ h_b))
         products += (v_b / (wq @ h_b)) @ h_b.T
         blocks.append(h_b)
-    return torch.cat(blocks, dim=1), products
+    return torch.cat(blocks, dim=1), products.view_as(spectra)
 
 
 @dataclass
