@@ -15,7 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from support import TAGBOX, cli_env, real_musicnn_wheel
+
+def _share_the_cores_among_xdist_workers() -> None:
+    """Under ``pytest -n N`` each worker's torch, OpenMP and BLAS get cores // N threads (at least 1).
+    Left at their defaults, CI's 2 workers on 2 cores run 4 busy-waiting threads, and a test's
+    in-process separation takes up to 4x its time alone. Set before torch and numpy are imported."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+
+
+_share_the_cores_among_xdist_workers()
+
+from support import TAGBOX, cli_env, real_musicnn_wheel  # noqa: E402  (after the thread counts are set)
 from tagbox_pipeline.paths import shared_dir
 
 SHARED = shared_dir()

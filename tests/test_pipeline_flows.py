@@ -208,10 +208,11 @@ def test_sigkill_mid_track_then_resume_recomputes_nothing_finished(reference: di
               "print(json.dumps(separate_track(sys.argv[1], sys.argv[2], sys.argv[3].split(','), "
               "load_settings(sys.argv[4]))))")
     argv = [sys.executable, "-c", script, str(reference["mix"]), str(out), ",".join(SOURCES), str(config)]
-    # torch's default thread count, as the in-process reference: the gradient step's backward sums round
-    # differently with 1 and 2 threads (a few 1e-8, see test_outputs_unchanged), enough to flip a 24-bit sample
-    env = cli_env(tmp_path / "home", harness)
-    env.pop("OMP_NUM_THREADS")
+    # the in-process reference's torch thread count: the gradient step's backward sums round differently
+    # with 1 and 2 threads (a few 1e-8, see test_outputs_unchanged), enough to flip a 24-bit sample
+    import torch
+
+    env = cli_env(tmp_path / "home", harness, OMP_NUM_THREADS=str(torch.get_num_threads()))
     victim = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     deadline = time.monotonic() + 240
