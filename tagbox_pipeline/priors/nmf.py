@@ -28,10 +28,13 @@ from .consistency import Cue, refine_by_cues
 from .gates import shares
 from .grouping import group_components
 from .panning import spatial_cue
+from .pitch_start import pitch_spectra
 from .timbre import timbre_cues
 from .transients import transience
 
 _EPS = 1e-10
+#: the random spectra's weight beside given start spectra (peak 1) in :func:`kl_ntf`
+START_FLOOR = 0.2
 #: bytes :meth:`NMFPrior.components` may use at once for the masks and masked spectra of a batch
 _RENDER_BUDGET = 128 * 2**20
 
@@ -58,8 +61,13 @@ class Factorisation:
 
 
 def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator: torch.Generator,
-           exponent: float = 1.0) -> Factorisation:
+           exponent: float = 1.0, start_spectra: torch.Tensor | None = None) -> Factorisation:
     """KL-divergence NTF of ``[C, F, T]`` magnitudes by multiplicative updates (C = 1: KL-NMF).
+
+    Spectra and activations start random (uniform in [0.1, 1.1)); ``start_spectra`` ``[F, P]`` (P ≤
+    K, any positive scale: normalised per column) replace the first P random spectra, with
+    :data:`START_FLOOR` × the random ones added so no bin starts at zero (a multiplicative update
+    cannot leave zero); see :mod:`.pitch_start`.
 
     Updates H, then W, then the channel gains Q, each from the ratio ``V / V̂``; after every
     iteration W's and Q's columns are scaled to sum to one and the scale moved into H. Each
@@ -78,6 +86,9 @@ def kl_ntf(magnitude: torch.Tensor, components: int, iterations: int, generator:
     v = (magnitude / scale + _EPS).reshape(channels * freqs, frames)
     w = torch.rand(freqs, components, generator=generator, dtype=v.dtype).to(v.device) + 0.1
     h = torch.rand(components, frames, generator=generator, dtype=v.dtype).to(v.device) + 0.1
+    if start_spectra is not None:
+        given = start_spectra[:, :components].to(v)
+        w[:, :given.shape[1]] = given / given.amax(dim=0) + START_FLOOR * w[:, :given.shape[1]]
     q = torch.full((channels, components), 1.0 / channels, dtype=v.dtype, device=v.device)
 
     def step(factors: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -168,7 +179,9 @@ class NMFPrior(Prior):
         spec = stft(mix, s.n_fft, s.hop)
         factorised = spec if s.stereo else spec.mean(dim=0, keepdim=True)
         generator = torch.Generator().manual_seed(seed)
-        factors = kl_ntf(factorised.abs(), s.components, s.nmf_iterations, generator, s.update_exponent)
+        magnitude = factorised.abs()
+        start = pitch_spectra(magnitude, sample_rate, s.n_fft, s.pitched_start) if s.pitched_start else None
+        factors = kl_ntf(magnitude, s.components, s.nmf_iterations, generator, s.update_exponent, start)
         logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device)
         logits[-1] = s.rest_logit
         logits.requires_grad_(True)
