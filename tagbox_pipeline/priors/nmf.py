@@ -180,7 +180,8 @@ class NMFPrior(Prior):
         factorised = spec if s.stereo else spec.mean(dim=0, keepdim=True)
         generator = torch.Generator().manual_seed(seed)
         magnitude = factorised.abs()
-        start = pitch_spectra(magnitude, sample_rate, s.n_fft, s.pitched_start) if s.pitched_start else None
+        pitched = min(s.pitched_start, s.components)
+        start = pitch_spectra(magnitude, sample_rate, s.n_fft, pitched) if pitched else None
         factors = kl_ntf(magnitude, s.components, s.nmf_iterations, generator, s.update_exponent, start)
         logits = torch.zeros(n_sources + 1, s.components, 1, device=mix.device)
         logits[-1] = s.rest_logit
