@@ -48,9 +48,11 @@ class NMFSettings(Section):
     nmf_iterations: int = Field(150, ge=1, description="multiplicative-update iterations of the KL-NTF (NMF) fit")
     update_exponent: float = Field(1.5, gt=0, lt=2, description="exponent of each multiplicative update's factor "
                                    "(1: plain updates; 1.5: a longer step, about twice the fit per iteration)")
-    pitched_start: int = Field(0, ge=0, description="components whose spectra start as harmonic combs at the "
-                                                    "mixture's most salient pitches (semitones 41 Hz-2.5 kHz; "
-                                                    "capped at components), the others random; 0: all random")
+    pitched_start: int | Literal["auto"] = Field(
+        "auto", description="components whose spectra start as harmonic combs at the mixture's most salient "
+                            "pitches (semitones 41 Hz-2.5 kHz; capped at components), the others random; "
+                            "0: all random; 'auto' (default): components x (1 - the chunk mixture's percussive "
+                            "share), so a drum kit keeps random starts in proportion to its energy")
     temperature: float = Field(0.5, gt=0, description="softmax temperature of the competitive share-out")
     rest_logit: float = Field(-2.0, description="gate logit of the residual's share: -2 (default) gives it what "
                                                 "sounds much less like any steered source (requested or rival) "

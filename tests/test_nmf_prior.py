@@ -191,10 +191,10 @@ def test_gradient_steps_raise_the_tag_probability(clip, prior):
     assert float(p().detach()) > before + 0.05
 
 
-@pytest.mark.parametrize("pitched_start", [0, 8])
+@pytest.mark.parametrize("pitched_start", [0, 8, "auto"])
 def test_stems_are_bit_identical_whatever_the_thread_count(clip, prior, pitched_start):
     """Dask workers and resumed runs use other thread counts than the first run: the same bits must come out
-    (with a pitched start too: its long-term spectrum is summed in float64)."""
+    (with a pitched start too: its long-term spectrum is summed in float64; and sized by the drums)."""
     prior = NMFPrior(prior.settings.model_copy(update={"pitched_start": pitched_start}))
     before = torch.get_num_threads()
     stems = []

@@ -12,6 +12,7 @@ from tagbox_pipeline.audio_io import ArraySamples
 from tagbox_pipeline.config import load_settings
 from tagbox_pipeline.detection import detect_sources
 from tagbox_pipeline.percussive import percussive_share
+from tagbox_pipeline.priors.nmf import NMFPrior
 from tagbox_pipeline.rivals import find_rivals
 from tagbox_pipeline.separation import Separator
 from tagbox_pipeline.track_plan import plan_chunks
@@ -57,3 +58,16 @@ def test_auto_detection_finds_the_drums(mixes, separator):
     found = detect_sources(ArraySamples(MIXTURE), plan_chunks(MIXTURE.shape[1], RATE, settings), RATE,
                            separator.models.taggers, separator.models.only, settings)
     assert "drums" in found and found["drums"] >= settings.rivals.percussive_share, found
+
+
+def test_the_drums_keep_random_starts_in_the_ntf(mixes):
+    """By default ("auto") the NTF starts K × (1 − percussive share) spectra pitched: nearly all of them
+    without the drums, about a third fewer with them, a handful on the drums alone."""
+    prior = NMFPrior(load_settings().nmf)
+    k = prior.settings.components
+    stereo = {name: torch.stack([audio, audio]) for name, audio in mixes.items()}
+    pitched = {name: prior.pitched_count(audio, RATE) for name, audio in stereo.items()}
+    assert pitched["drums"] < pitched["with drums"] < pitched["without drums"] <= k, pitched
+    assert pitched["without drums"] >= 0.85 * k and pitched["with drums"] <= 0.75 * k, pitched
+    fixed = NMFPrior(load_settings(overrides={"nmf.pitched_start": 48}).nmf)
+    assert fixed.pitched_count(stereo["drums"], RATE) == k

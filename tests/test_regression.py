@@ -25,7 +25,12 @@ down (``nmf.context_gain`` 0.1), chosen on bench-dev's confirm clips and checked
 (piano +3.04 → +3.48, bass +1.72 → +1.51, drums +7.91 → +8.13 dB). Re-recorded for issue 12
 (2026-12-06 night): the harmonics cue (``nmf.harmonics_weight`` 1.0), chosen on bench-dev's confirm
 clips and checked on the held-out set; this clip loses (piano +3.48 → +2.94, bass +1.51 → +0.66,
-drums +8.13 → +7.74 dB; at weight 0.5 it would keep +3.47 / +1.42 / +8.01).
+drums +8.13 → +7.74 dB; at weight 0.5 it would keep +3.47 / +1.42 / +8.01). Re-recorded for issue 12
+(2026-12-07 morning): the longer NTF fit (150 updates at exponent 1.5; piano +2.94 → +3.13, bass +0.66 →
++0.74, drums +7.74 → +8.52 dB). Re-recorded for issue 12 (2026-12-07 night): the NTF's pitched start sized
+by the drums (``nmf.pitched_start = "auto"``), chosen on bench-dev's confirm clips over seeds 0–2 and
+checked on the held-out set (piano +3.13 → +3.00, bass +0.74 → +2.28, drums +8.52 → +7.01 dB: fewer
+random components are left for the kit).
 """
 
 from __future__ import annotations
